@@ -1,0 +1,32 @@
+"""Call recording: encoded-packet muxing, storage, review sampling and retention.
+
+A library: it never imports ``server`` or ``signaling``. It satisfies the bridge's
+``EncodedFrameSink`` protocol structurally; ``server`` wires the two together.
+"""
+
+from recorder.call_recorder import (
+    CallRecorder,
+    ParticipantRecordingStats,
+    RecorderStats,
+    participant_stem,
+)
+from recorder.finalise import (
+    FinalisedRecording,
+    RecordingError,
+    find_unfinished_recordings,
+    recover_recording,
+)
+from recorder.frames import MediaKind, RecordableFrame
+
+__all__ = [
+    "CallRecorder",
+    "FinalisedRecording",
+    "MediaKind",
+    "ParticipantRecordingStats",
+    "RecordableFrame",
+    "RecorderStats",
+    "RecordingError",
+    "find_unfinished_recordings",
+    "participant_stem",
+    "recover_recording",
+]

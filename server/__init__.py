@@ -1,0 +1,1 @@
+"""The composition root: HTTP, database, configuration and the command line."""

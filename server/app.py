@@ -1,0 +1,71 @@
+"""The aiohttp application: middlewares, routes, and resources in cleanup_ctx."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from server import health, pages
+from server.api import inbox, integration
+from server.api.openapi import Handler, install_openapi
+from server.appkeys import DB, ELIGIBILITY_WATCH, READINESS_CHECKS, SETTINGS
+from server.db.migrate import upgrade_to_head_async
+from server.db.session import make_engine, make_session_factory
+from server.eligibility_watch import EligibilityWatch
+from server.errors import json_error_middleware
+from server.settings import Settings
+
+log = logging.getLogger(__name__)
+
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; img-src 'self' data:; media-src 'self' blob:; "
+    "connect-src 'self'; style-src 'self'; script-src 'self'; object-src 'none'; "
+    "frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+)
+
+
+@web.middleware
+async def security_headers_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    response = await handler(request)
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    # Join and login links carry tokens in the query: never send them on as a referrer.
+    response.headers.setdefault("Referrer-Policy", "no-referrer")
+    if response.content_type == "text/html":
+        response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+        response.headers.setdefault("Cache-Control", "no-store")
+    return response
+
+
+async def database_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    url = settings.resolved_database_url
+    if url.startswith("sqlite"):
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    await upgrade_to_head_async(url)
+    engine = make_engine(url)
+    app[DB] = make_session_factory(engine)
+    yield
+    await engine.dispose()
+
+
+def create_app(settings: Settings) -> web.Application:
+    app = web.Application(
+        client_max_size=settings.max_request_body_bytes,
+        middlewares=[
+            security_headers_middleware,
+            json_error_middleware,
+            integration.integration_key_middleware,
+        ],
+    )
+    app[SETTINGS] = settings
+    app[ELIGIBILITY_WATCH] = EligibilityWatch()
+    app[READINESS_CHECKS] = {}
+    app.cleanup_ctx.append(database_ctx)
+    health.add_routes(app)
+    inbox.add_routes(app)
+    integration.add_routes(app)
+    pages.add_routes(app)
+    install_openapi(app)
+    return app

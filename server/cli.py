@@ -1,0 +1,71 @@
+"""The ``inboxcall`` command: serve, demo, migrate."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+
+from aiohttp import web
+
+from server.settings import Settings
+
+
+def _serve(settings: Settings) -> None:
+    from server.app import create_app
+
+    app = create_app(settings)
+    base = f"http://{settings.host}:{settings.port}"
+
+    async def announce(_app: web.Application) -> None:
+        print(f"inboxcall is serving on {base}", flush=True)
+        if settings.demo:
+            print(f"  Sign in (demo users): {base}/login", flush=True)
+            print(f"  Inbox:                {base}/inbox", flush=True)
+            print(f"  Reviewer console:     {base}/review", flush=True)
+        print(f"  API description:      {base}/api/openapi.json", flush=True)
+
+    app.on_startup.append(announce)
+    web.run_app(app, host=settings.host, port=settings.port, print=None)
+
+
+def _demo(settings: Settings) -> None:
+    from server.demo import seed_demo
+
+    report = asyncio.run(seed_demo(settings))
+    print(report)
+
+
+def _migrate(settings: Settings) -> None:
+    from server.db.migrate import upgrade_to_head
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    upgrade_to_head(settings.resolved_database_url)
+    print("database is at the latest schema")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="inboxcall", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run the service")
+    serve.add_argument("--demo", action="store_true", help="enable demo sign-in (demo data)")
+    sub.add_parser("demo", help="seed demo data showing every eligibility outcome")
+    sub.add_parser("migrate", help="apply database migrations")
+    args = parser.parse_args(argv)
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    settings = Settings()
+    if args.command == "serve":
+        if args.demo:
+            settings = settings.model_copy(update={"demo": True})
+        _serve(settings)
+    elif args.command == "demo":
+        _demo(settings)
+    elif args.command == "migrate":
+        _migrate(settings)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

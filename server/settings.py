@@ -1,0 +1,78 @@
+"""Service configuration, read from ``INBOXCALL_*`` environment variables.
+
+Every setting is documented in README.md; keep the two in step.
+"""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="INBOXCALL_", extra="ignore")
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    data_dir: Path = Path("./data")
+    database_url: str | None = None
+    recordings_dir: Path | None = None
+    # Left empty, a random key is made at start: sessions and join links then do not
+    # survive a restart, which is right for a demo and wrong for production.
+    secret_key: SecretStr = SecretStr("")
+    integration_api_key: SecretStr = SecretStr("")
+    public_url: str | None = None
+    demo: bool = False
+
+    eligibility_activity_window_days: int = Field(default=14, ge=1, le=3650)
+    call_attempt_limit: int = Field(default=5, ge=1, le=1000)
+    call_attempt_window_minutes: int = Field(default=60, ge=1, le=10080)
+    ring_timeout_seconds: float = Field(default=45.0, gt=0, le=600)
+    reconnect_grace_seconds: float = Field(default=20.0, gt=0, le=600)
+    join_link_ttl_seconds: int = Field(default=600, ge=10, le=86400)
+    login_token_ttl_seconds: int = Field(default=120, ge=10, le=3600)
+    session_max_age_seconds: int = Field(default=12 * 3600, ge=60)
+
+    review_sample_rate: float = Field(default=0.10, ge=0.0, le=1.0)
+    review_sample_key_id: str = "k1"
+    review_claim_minutes: int = Field(default=30, ge=1, le=1440)
+    retention_days: int = Field(default=30, ge=1, le=3650)
+    reviewed_clean_retention_days: int = Field(default=30, ge=1, le=3650)
+    purge_interval_seconds: float = Field(default=3600.0, gt=0)
+
+    storage_backend: str = Field(default="local", pattern="^(local|s3)$")
+    s3_bucket: str | None = None
+    s3_endpoint_url: str | None = None
+    s3_region: str = "us-east-1"
+
+    max_request_body_bytes: int = Field(default=64 * 1024, ge=1024)
+    message_max_chars: int = Field(default=2000, ge=1, le=20000)
+
+    @model_validator(mode="after")
+    def _fill_secrets(self) -> Settings:
+        if not self.secret_key.get_secret_value():
+            self.secret_key = SecretStr(secrets.token_urlsafe(32))
+        return self
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            url = self.database_url
+            # Accept plain PostgreSQL URLs and pick the async driver ourselves.
+            for prefix in ("postgresql://", "postgres://"):
+                if url.startswith(prefix):
+                    return "postgresql+asyncpg://" + url[len(prefix) :]
+            if url.startswith("sqlite:///"):
+                return "sqlite+aiosqlite:///" + url[len("sqlite:///") :]
+            return url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'inboxcall.sqlite3').resolve()}"
+
+    @property
+    def resolved_recordings_dir(self) -> Path:
+        return (self.recordings_dir or self.data_dir / "recordings").resolve()
+
+    def base_url(self, fallback: str) -> str:
+        return (self.public_url or fallback).rstrip("/")
