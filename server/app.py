@@ -8,14 +8,27 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from server import health, pages
-from server.api import inbox, integration
+from server.api import calls as calls_api
+from server.api import inbox, integration, review
 from server.api.openapi import Handler, install_openapi
-from server.appkeys import DB, ELIGIBILITY_WATCH, READINESS_CHECKS, SETTINGS
+from server.appkeys import (
+    DB,
+    ELIGIBILITY_WATCH,
+    READINESS_CHECKS,
+    RECORDING_STORAGE,
+    RECORDINGS,
+    RETENTION_JOB,
+    SETTINGS,
+)
+from server.calls import join_page
 from server.db.migrate import upgrade_to_head_async
 from server.db.session import make_engine, make_session_factory
 from server.eligibility_watch import EligibilityWatch
 from server.errors import json_error_middleware
+from server.recording_service import RecordingService, check_store, make_store
+from server.retention_job import RetentionJob
 from server.settings import Settings
+from server.ws.setup import add_call_signalling
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +63,29 @@ async def database_ctx(app: web.Application) -> AsyncIterator[None]:
     await engine.dispose()
 
 
+async def recordings_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Recording storage, the recording service and the retention timer.
+
+    Registered before the call service so that, at shutdown, calls end first and their
+    recordings are finalised after.
+    """
+    settings = app[SETTINGS]
+    store = make_store(settings)
+    app[RECORDING_STORAGE] = store
+    app[READINESS_CHECKS]["recording_storage"] = lambda: check_store(store)
+    service = RecordingService(settings, app[DB], store)
+    app[RECORDINGS] = service
+    recovered = await service.recover_interrupted()
+    if recovered:
+        log.warning("finalised the recordings of %d interrupted call(s)", len(recovered))
+    job = RetentionJob(settings, app[DB], store)
+    app[RETENTION_JOB] = job
+    job.start()
+    yield
+    await job.aclose()
+    await service.aclose()
+
+
 def create_app(settings: Settings) -> web.Application:
     app = web.Application(
         client_max_size=settings.max_request_body_bytes,
@@ -63,9 +99,14 @@ def create_app(settings: Settings) -> web.Application:
     app[ELIGIBILITY_WATCH] = EligibilityWatch()
     app[READINESS_CHECKS] = {}
     app.cleanup_ctx.append(database_ctx)
+    app.cleanup_ctx.append(recordings_ctx)
+    add_call_signalling(app)
     health.add_routes(app)
     inbox.add_routes(app)
     integration.add_routes(app)
+    review.add_routes(app)
+    calls_api.add_routes(app)
+    join_page.add_routes(app)
     pages.add_routes(app)
     install_openapi(app)
     return app

@@ -19,3 +19,29 @@ ELIGIBILITY_WATCH: web.AppKey[EligibilityWatch] = web.AppKey("eligibility_watch"
 
 # Named async checks that /readyz runs besides the database (the recording storage...).
 READINESS_CHECKS = web.AppKey("readiness_checks", dict[str, Callable[[], Awaitable[None]]])
+
+if TYPE_CHECKING:
+    from server.recording_service import RecordingService, RecordingStore
+    from server.retention_job import RetentionJob
+
+RECORDING_STORAGE: web.AppKey[RecordingStore] = web.AppKey("recording_storage")
+RECORDINGS: web.AppKey[RecordingService] = web.AppKey("recordings")
+RETENTION_JOB: web.AppKey[RetentionJob] = web.AppKey("retention_job")
+
+# --- calls and the call WebSocket (server/calls, server/ws) ---
+
+if TYPE_CHECKING:
+    from server.calls.seams import CallEndedHook
+    from server.calls.service import CallService
+    from server.ws.dispatch import Dispatcher
+    from server.ws.presence import PresenceRegistry
+
+CALLS: web.AppKey[CallService] = web.AppKey("calls")
+WS_PRESENCE: web.AppKey[PresenceRegistry] = web.AppKey("ws_presence")
+WS_DISPATCHER: web.AppKey[Dispatcher] = web.AppKey("ws_dispatcher")
+
+# The recording seam. Optional: ``factory(call_id)`` answers the call's frame sink (an
+# ``EncodedFrameSink`` with ``async aclose()``), sync or async, or None; read at each call's
+# start. Hooks ``hook(call_id)`` run after a call ended and its bridge and sink closed.
+RECORDING_SINK_FACTORY: web.AppKey[Callable[[str], object]] = web.AppKey("recording_sink_factory")
+CALL_ENDED_HOOKS: web.AppKey[list[CallEndedHook]] = web.AppKey("call_ended_hooks")

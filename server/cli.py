@@ -45,6 +45,25 @@ def _migrate(settings: Settings) -> None:
     print("database is at the latest schema")
 
 
+def _purge(settings: Settings) -> None:
+    from server.db.migrate import upgrade_to_head_async
+    from server.db.session import make_engine, make_session_factory
+    from server.recording_service import make_store
+    from server.retention_job import RetentionJob
+
+    async def run() -> list[str]:
+        await upgrade_to_head_async(settings.resolved_database_url)
+        engine = make_engine(settings.resolved_database_url)
+        try:
+            job = RetentionJob(settings, make_session_factory(engine), make_store(settings))
+            return await job.run_once()
+        finally:
+            await engine.dispose()
+
+    deleted = asyncio.run(run())
+    print(f"retention purge deleted {len(deleted)} recording(s)")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="inboxcall", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -52,6 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--demo", action="store_true", help="enable demo sign-in (demo data)")
     sub.add_parser("demo", help="seed demo data showing every eligibility outcome")
     sub.add_parser("migrate", help="apply database migrations")
+    sub.add_parser("purge", help="delete recordings the retention policy no longer keeps")
     args = parser.parse_args(argv)
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
@@ -64,6 +84,8 @@ def main(argv: list[str] | None = None) -> int:
         _demo(settings)
     elif args.command == "migrate":
         _migrate(settings)
+    elif args.command == "purge":
+        _purge(settings)
     return 0
 
 

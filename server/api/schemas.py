@@ -163,3 +163,201 @@ class ViolationList(BaseModel):
 class Health(BaseModel):
     status: str
     checks: dict[str, str] = {}
+
+
+# ---- compliance review ----
+
+Verdict = Literal["clean", "off_platform_contact", "abusive", "other"]
+VIOLATION_VERDICTS: frozenset[str] = frozenset({"off_platform_contact", "abusive"})
+
+
+class QueueItem(BaseModel):
+    call_id: str
+    thread_id: str
+    seller: UserOut
+    buyer: UserOut
+    created_at: datetime
+    ended_at: datetime | None
+    end_reason: str | None
+    mandatory: bool
+    mandatory_reasons: list[str]
+    sampled: bool | None
+    claimed_by: str | None
+    claim_expires_at: datetime | None
+    verdict: str | None
+
+
+class QueueOut(BaseModel):
+    calls: list[QueueItem]
+
+
+class RecordingOut(BaseModel):
+    id: str
+    participant_id: str
+    state: str
+    mime_type: str | None
+    video_codec: str | None
+    audio_codec: str | None
+    start_offset: float
+    duration: float | None
+    size: int | None
+    sha256: str | None
+    hold: str
+    deleted_reason: str | None
+
+
+class EventOut(BaseModel):
+    kind: str
+    user_id: str | None
+    at: datetime
+    offset: float | None
+    data: dict[str, object]
+
+
+class ContactSpan(BaseModel):
+    kind: str
+    start: int
+    end: int
+
+
+class TranscriptLine(BaseModel):
+    id: str
+    sender_id: str | None
+    text: str
+    flags: list[str]
+    hits: list[ContactSpan]
+    created_at: datetime
+    offset: float | None
+
+
+class ReportOut(BaseModel):
+    reporter_id: str
+    reason: str
+    created_at: datetime
+
+
+class AuditOut(BaseModel):
+    id: int
+    at: datetime
+    actor_id: str | None
+    action: str
+    target_type: str
+    target_id: str
+    details: dict[str, object]
+
+
+class ReviewState(BaseModel):
+    claimed_by: str | None
+    claim_expires_at: datetime | None
+    verdict: str | None
+    notes: str
+    verdict_at: datetime | None
+
+
+class SamplingOut(BaseModel):
+    rate: float | None
+    key_id: str | None
+    draw: float | None
+    sampled: bool | None
+    mandatory_reasons: list[str]
+
+
+class ReviewCallDetail(BaseModel):
+    call_id: str
+    thread_id: str
+    seller: UserOut
+    buyer: UserOut
+    state: str
+    end_reason: str | None
+    ended_by: str | None
+    created_at: datetime
+    connected_at: datetime | None
+    ended_at: datetime | None
+    interrupted: bool
+    recording_started_at: datetime | None
+    sampling: SamplingOut
+    recordings: list[RecordingOut]
+    events: list[EventOut]
+    transcript: list[TranscriptLine]
+    reports: list[ReportOut]
+    review: ReviewState
+    audit: list[AuditOut]
+
+
+class ReplayGrant(BaseModel):
+    recording_id: str
+    media_url: str
+    mime_type: str | None
+    expires_in: int
+
+
+class VerdictIn(StrictBody):
+    verdict: Verdict
+    notes: Annotated[str, StringConstraints(max_length=5000)] = ""
+    # Who broke the rules; required for a violation verdict.
+    subject_user_id: HostId | None = None
+
+
+class ReasonIn(StrictBody):
+    reason: Annotated[str, StringConstraints(min_length=3, max_length=500, strip_whitespace=True)]
+
+
+class AuditList(BaseModel):
+    entries: list[AuditOut]
+
+
+class PolicySettings(BaseModel):
+    review_sample_rate: float
+    retention_days: int
+    reviewed_clean_retention_days: int
+
+
+class PolicySettingsIn(StrictBody):
+    review_sample_rate: Annotated[float, Field(ge=0.0, le=1.0)] | None = None
+    retention_days: Annotated[int, Field(ge=1, le=3650)] | None = None
+    reviewed_clean_retention_days: Annotated[int, Field(ge=1, le=3650)] | None = None
+
+
+class PurgeOut(BaseModel):
+    deleted: list[str]
+
+
+# ---- calls (server/api/calls.py) ----
+
+
+class CallParty(BaseModel):
+    id: str
+    display_name: str
+
+
+class CallOut(BaseModel):
+    """A call as its join link or a participant sees it; ``state`` ``ended`` once over."""
+
+    id: str
+    thread_id: str
+    state: Literal["ringing", "connecting", "active", "ended"]
+    end_reason: str | None
+    ended_by: str | None
+    end_detail: str | None
+    caller: CallParty
+    buyer: CallParty
+    created_at: datetime
+    connected_at: datetime | None
+    ended_at: datetime | None
+    recording_notice: str
+
+
+class CallReportIn(StrictBody):
+    reason: Literal["off_platform_contact", "harassment", "inappropriate_content", "scam", "other"]
+    details: (
+        Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=1000)]
+        | None
+    ) = None
+
+
+class CallReportOut(BaseModel):
+    id: int
+    call_id: str
+    reason: str
+    details: str | None
+    created_at: datetime

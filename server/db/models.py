@@ -178,6 +178,7 @@ class Recording(Base):
     video_frames: Mapped[int | None] = mapped_column(Integer, nullable=True)
     audio_frames: Mapped[int | None] = mapped_column(Integer, nullable=True)
     hold: Mapped[str] = mapped_column(String(16), default="none")  # none | violation | released
+    hold_released_at: Mapped[datetime | None] = mapped_column(nullable=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     finalised_at: Mapped[datetime | None] = mapped_column(nullable=True)
     deleted_at: Mapped[datetime | None] = mapped_column(nullable=True)

@@ -1,0 +1,697 @@
+"""Compliance review: the queue, claims, replay of both recordings, timeline, verdicts.
+
+Only reviewers and admins get here; the role is checked on every request, recordings are
+reachable only through a short-lived replay grant bound to the reviewer and the recording,
+and every replay, claim, verdict and deletion leaves one audit row.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Annotated, Literal
+
+from aiohttp import web
+from aiohttp_pydantic.oas.typing import r200, r401, r403, r404, r409, r410, r416, r422
+from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from pydantic import Field
+from sqlalchemy import or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from recorder.storage import ObjectNotFoundError
+from server.api.openapi import api_handler
+from server.api.schemas import (
+    VIOLATION_VERDICTS,
+    AuditList,
+    AuditOut,
+    ContactSpan,
+    ErrorBody,
+    EventOut,
+    PolicySettings,
+    PolicySettingsIn,
+    PurgeOut,
+    QueueItem,
+    QueueOut,
+    ReasonIn,
+    RecordingOut,
+    ReplayGrant,
+    ReportOut,
+    ReviewCallDetail,
+    ReviewState,
+    SamplingOut,
+    TranscriptLine,
+    VerdictIn,
+)
+from server.appkeys import DB, RECORDING_STORAGE, RETENTION_JOB, SETTINGS
+from server.audit import audit
+from server.auth import current_user, require_role
+from server.clock import utcnow
+from server.db.models import (
+    AuditEntry,
+    Call,
+    CallEvent,
+    CallReport,
+    Message,
+    Recording,
+    Review,
+    RuntimeSetting,
+    User,
+    Violation,
+)
+from server.errors import ApiError, error_response, not_found
+from server.policy import effective_policy
+from server.serialize import user_out
+from signaling.contact_details import find_contact_details
+
+CallId = Annotated[str, Field(min_length=1, max_length=64)]
+RecordingId = Annotated[str, Field(min_length=1, max_length=64)]
+REPLAY_GRANT_SECONDS = 600
+_DELETABLE_STATES = ("finalised", "interrupted")
+
+
+async def reviewer(request: web.Request, session: AsyncSession) -> User:
+    user = await current_user(request, session)
+    require_role(user, "reviewer", "admin")
+    return user
+
+
+async def admin(request: web.Request, session: AsyncSession) -> User:
+    user = await current_user(request, session)
+    require_role(user, "admin")
+    return user
+
+
+def _offset(at: datetime | None, start: datetime | None) -> float | None:
+    if at is None or start is None:
+        return None
+    return round((at - start).total_seconds(), 3)
+
+
+def recording_out(row: Recording) -> RecordingOut:
+    return RecordingOut(
+        id=row.id,
+        participant_id=row.participant_id,
+        state=row.state,
+        mime_type=row.mime_type,
+        video_codec=row.video_codec,
+        audio_codec=row.audio_codec,
+        start_offset=row.start_offset,
+        duration=row.duration,
+        size=row.size,
+        sha256=row.sha256,
+        hold=row.hold,
+        deleted_reason=row.deleted_reason,
+    )
+
+
+def audit_out(entry: AuditEntry) -> AuditOut:
+    return AuditOut(
+        id=entry.id,
+        at=entry.at,
+        actor_id=entry.actor_id,
+        action=entry.action,
+        target_type=entry.target_type,
+        target_id=entry.target_id,
+        details=dict(entry.details or {}),
+    )
+
+
+def _claim_holder(review: Review | None, now: datetime) -> str | None:
+    if review is None or review.reviewer_id is None or review.claim_expires_at is None:
+        return None
+    return review.reviewer_id if review.claim_expires_at > now else None
+
+
+@api_handler
+async def get_queue(
+    request: web.Request,
+    kind: Literal["all", "mandatory", "sampled"] = "all",
+    status: Literal["open", "reviewed", "all"] = "open",
+    min_age_hours: Annotated[float, Field(ge=0, le=24 * 365)] = 0,
+    max_age_hours: Annotated[float, Field(ge=0, le=24 * 365)] | None = None,
+) -> r200[QueueOut] | r401[ErrorBody] | r403[ErrorBody] | r422[ErrorBody]:
+    """Calls waiting for review: mandatory ones (risk signal) and randomly sampled ones.
+
+    Tags: review
+    """
+    now = utcnow()
+    async with request.app[DB]() as session:
+        await reviewer(request, session)
+        query = (
+            select(Call, Review)
+            .outerjoin(Review, Review.call_id == Call.id)
+            .where(
+                Call.review_required.is_(True),
+                Call.created_at <= now - timedelta(hours=min_age_hours),
+            )
+            .order_by(Call.created_at)
+            .limit(500)
+        )
+        if max_age_hours is not None:
+            query = query.where(Call.created_at >= now - timedelta(hours=max_age_hours))
+        if status == "open":
+            query = query.where(or_(Review.verdict.is_(None), Review.call_id.is_(None)))
+        elif status == "reviewed":
+            query = query.where(Review.verdict.isnot(None))
+        rows = (await session.execute(query)).all()
+        users = {u.id: u for u in (await session.scalars(select(User))).all()}
+    items: list[QueueItem] = []
+    for call, review in rows:
+        mandatory = bool(call.mandatory_reasons)
+        if kind == "mandatory" and not mandatory:
+            continue
+        if kind == "sampled" and not call.sampled:
+            continue
+        items.append(
+            QueueItem(
+                call_id=call.id,
+                thread_id=call.thread_id,
+                seller=user_out(users[call.seller_id]),
+                buyer=user_out(users[call.buyer_id]),
+                created_at=call.created_at,
+                ended_at=call.ended_at,
+                end_reason=call.end_reason,
+                mandatory=mandatory,
+                mandatory_reasons=list(call.mandatory_reasons or []),
+                sampled=call.sampled,
+                claimed_by=_claim_holder(review, now),
+                claim_expires_at=review.claim_expires_at if _claim_holder(review, now) else None,
+                verdict=review.verdict if review else None,
+            )
+        )
+    return web.json_response(QueueOut(calls=items).model_dump(mode="json"))
+
+
+async def _review_call(session: AsyncSession, call_id: str) -> Call:
+    call = await session.get(Call, call_id)
+    if call is None or not call.review_required:
+        raise not_found("call in the review queue")
+    return call
+
+
+@api_handler
+async def claim_call(
+    request: web.Request, call_id: CallId, /
+) -> r200[ReviewState] | r401[ErrorBody] | r403[ErrorBody] | r404[ErrorBody] | r409[ErrorBody]:
+    """Claim a call: one reviewer at a time; a claim expires unless renewed.
+
+    Tags: review
+    """
+    settings = request.app[SETTINGS]
+    now = utcnow()
+    async with request.app[DB]() as session, session.begin():
+        user = await reviewer(request, session)
+        await _review_call(session, call_id)
+        review = await session.get(Review, call_id, with_for_update=True)
+        if review is None:
+            review = Review(call_id=call_id, notes="")
+            session.add(review)
+        if review.verdict is not None:
+            raise ApiError(409, "already_reviewed", "This call already has a verdict.")
+        holder = _claim_holder(review, now)
+        if holder is not None and holder != user.id:
+            raise ApiError(409, "claimed_by_other", "Another reviewer is working on this call.")
+        review.reviewer_id = user.id
+        review.claimed_at = now
+        review.claim_expires_at = now + timedelta(minutes=settings.review_claim_minutes)
+        audit(
+            session, actor_id=user.id, action="review.claim", target_type="call", target_id=call_id
+        )
+        state = _review_state(review, now)
+    return web.json_response(state.model_dump(mode="json"))
+
+
+def _review_state(review: Review | None, now: datetime) -> ReviewState:
+    if review is None:
+        return ReviewState(
+            claimed_by=None, claim_expires_at=None, verdict=None, notes="", verdict_at=None
+        )
+    holder = _claim_holder(review, now)
+    return ReviewState(
+        claimed_by=holder,
+        claim_expires_at=review.claim_expires_at if holder else None,
+        verdict=review.verdict,
+        notes=review.notes,
+        verdict_at=review.verdict_at,
+    )
+
+
+@api_handler
+async def get_review_call(
+    request: web.Request, call_id: CallId, /
+) -> r200[ReviewCallDetail] | r401[ErrorBody] | r403[ErrorBody] | r404[ErrorBody]:
+    """Everything a reviewer needs: both recordings, the event timeline, the chat with
+    detector hits, reports, the review state and the call's audit trail.
+
+    Tags: review
+    """
+    now = utcnow()
+    async with request.app[DB]() as session:
+        await reviewer(request, session)
+        call = await _review_call(session, call_id)
+        seller = await session.get(User, call.seller_id)
+        buyer = await session.get(User, call.buyer_id)
+        assert seller is not None and buyer is not None
+        recordings = (
+            await session.scalars(
+                select(Recording)
+                .where(Recording.call_id == call_id)
+                .order_by(Recording.participant_id)
+            )
+        ).all()
+        events = (
+            await session.scalars(
+                select(CallEvent)
+                .where(CallEvent.call_id == call_id)
+                .order_by(CallEvent.at, CallEvent.id)
+            )
+        ).all()
+        chat = (
+            await session.scalars(
+                select(Message)
+                .where(Message.call_id == call_id, Message.kind == "call_chat")
+                .order_by(Message.created_at)
+            )
+        ).all()
+        reports = (
+            await session.scalars(
+                select(CallReport).where(CallReport.call_id == call_id).order_by(CallReport.id)
+            )
+        ).all()
+        review = await session.get(Review, call_id)
+        recording_ids = [r.id for r in recordings]
+        trail = (
+            await session.scalars(
+                select(AuditEntry)
+                .where(
+                    or_(AuditEntry.target_id == call_id, AuditEntry.target_id.in_(recording_ids))
+                )
+                .order_by(AuditEntry.id)
+            )
+        ).all()
+    # Offsets are seconds on the recordings' shared clock: zero is the first recorded frame.
+    start = _recording_start(call)
+    detail = ReviewCallDetail(
+        call_id=call.id,
+        thread_id=call.thread_id,
+        seller=user_out(seller),
+        buyer=user_out(buyer),
+        state=call.state,
+        end_reason=call.end_reason,
+        ended_by=call.ended_by,
+        created_at=call.created_at,
+        connected_at=call.connected_at,
+        ended_at=call.ended_at,
+        interrupted=call.interrupted,
+        recording_started_at=start,
+        sampling=SamplingOut(
+            rate=call.sample_rate,
+            key_id=call.sample_key_id,
+            draw=call.sample_draw,
+            sampled=call.sampled,
+            mandatory_reasons=list(call.mandatory_reasons or []),
+        ),
+        recordings=[recording_out(r) for r in recordings],
+        events=[
+            EventOut(
+                kind=e.kind,
+                user_id=e.user_id,
+                at=e.at,
+                offset=_offset(e.at, start),
+                data=dict(e.data or {}),
+            )
+            for e in events
+        ],
+        transcript=[
+            TranscriptLine(
+                id=m.id,
+                sender_id=m.sender_id,
+                text=m.text,
+                flags=list(m.flags or []),
+                hits=[
+                    ContactSpan(kind=h.kind, start=h.start, end=h.end)
+                    for h in find_contact_details(m.text)
+                ],
+                created_at=m.created_at,
+                offset=_offset(m.created_at, start),
+            )
+            for m in chat
+        ],
+        reports=[
+            ReportOut(reporter_id=r.reporter_id, reason=r.reason, created_at=r.created_at)
+            for r in reports
+        ],
+        review=_review_state(review, now),
+        audit=[audit_out(a) for a in trail],
+    )
+    return web.json_response(detail.model_dump(mode="json"))
+
+
+def _recording_start(call: Call) -> datetime | None:
+    # The recorder's clock starts at the first forwarded frame, close to "connected".
+    return call.connected_at or call.created_at
+
+
+@api_handler
+async def grant_replay(
+    request: web.Request, recording_id: RecordingId, /
+) -> r200[ReplayGrant] | r401[ErrorBody] | r403[ErrorBody] | r404[ErrorBody] | r410[ErrorBody]:
+    """Start a replay: audited once, answers a short-lived media URL for this reviewer only.
+
+    Tags: review
+    """
+    async with request.app[DB]() as session, session.begin():
+        user = await reviewer(request, session)
+        row = await session.get(Recording, recording_id)
+        if row is None:
+            raise not_found("recording")
+        if row.state == "deleted":
+            raise ApiError(
+                410, "recording_deleted", f"This recording was deleted: {row.deleted_reason}."
+            )
+        if row.state not in _DELETABLE_STATES:
+            raise ApiError(409, "recording_not_ready", "This recording is still being finalised.")
+        audit(
+            session,
+            actor_id=user.id,
+            action="recording.replay",
+            target_type="recording",
+            target_id=row.id,
+            call_id=row.call_id,
+        )
+        mime = row.mime_type
+    grant = _grant_serializer(request).dumps({"r": recording_id, "u": user.id})
+    out = ReplayGrant(
+        recording_id=recording_id,
+        media_url=f"/api/v1/review/recordings/{recording_id}/media?grant={grant}",
+        mime_type=mime,
+        expires_in=REPLAY_GRANT_SECONDS,
+    )
+    return web.json_response(out.model_dump(mode="json"))
+
+
+def _grant_serializer(request: web.Request) -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(
+        request.app[SETTINGS].secret_key.get_secret_value(), salt="replay"
+    )
+
+
+@api_handler
+async def recording_media(
+    request: web.Request,
+    recording_id: RecordingId,
+    /,
+    grant: Annotated[str, Field(max_length=400)] = "",
+) -> r200[bytes] | r401[ErrorBody] | r403[ErrorBody] | r404[ErrorBody] | r416[ErrorBody]:
+    """The recording's bytes, with HTTP range requests (seeking), for the granted reviewer.
+
+    Tags: review
+    """
+    async with request.app[DB]() as session:
+        user = await reviewer(request, session)
+        row = await session.get(Recording, recording_id)
+    try:
+        data = _grant_serializer(request).loads(grant, max_age=REPLAY_GRANT_SECONDS)
+    except SignatureExpired as exc:
+        raise ApiError(
+            403, "replay_grant_expired", "This replay link expired; press Play again."
+        ) from exc
+    except BadSignature as exc:
+        raise ApiError(
+            403, "replay_grant_invalid", "Start the replay from the review console."
+        ) from exc
+    if data != {"r": recording_id, "u": user.id}:
+        raise ApiError(403, "replay_grant_invalid", "Start the replay from the review console.")
+    if row is None or row.state not in _DELETABLE_STATES:
+        raise not_found("recording")
+    storage = request.app[RECORDING_STORAGE]
+    try:
+        size = await storage.size(row.storage_key)
+    except ObjectNotFoundError as exc:
+        raise ApiError(410, "recording_gone", "The recording's bytes are gone.") from exc
+    try:
+        requested = request.http_range
+    except ValueError as exc:
+        raise ApiError(416, "bad_range", "Malformed Range header.", size=size) from exc
+    has_range = "Range" in request.headers
+    start = requested.start or 0
+    stop = size if requested.stop is None else min(requested.stop, size)
+    if start < 0:  # suffix range "bytes=-N"
+        start = max(size + start, 0)
+        stop = size
+    if has_range and (start >= size or stop <= start):
+        refusal = error_response(
+            416, "range_not_satisfiable", "The range is past the end of the recording."
+        )
+        refusal.headers["Content-Range"] = f"bytes */{size}"
+        return refusal
+    response = web.StreamResponse(status=206 if has_range else 200)
+    response.content_type = row.mime_type or "application/octet-stream"
+    response.headers["Accept-Ranges"] = "bytes"
+    response.headers["Cache-Control"] = "private, no-store"
+    response.content_length = stop - start
+    if has_range:
+        response.headers["Content-Range"] = f"bytes {start}-{stop - 1}/{size}"
+    await response.prepare(request)
+    if request.method != "HEAD":
+        async with await storage.open_range(row.storage_key, start, stop - 1) as chunks:
+            async for chunk in chunks:
+                await response.write(chunk)
+    await response.write_eof()
+    return response
+
+
+@api_handler
+async def submit_verdict(
+    request: web.Request, call_id: CallId, /, body: VerdictIn
+) -> (
+    r200[ReviewState]
+    | r401[ErrorBody]
+    | r403[ErrorBody]
+    | r404[ErrorBody]
+    | r409[ErrorBody]
+    | r422[ErrorBody]
+):
+    """Record the verdict on a call you hold the claim for. A violation verdict is recorded
+    against the person (and restricts their account); its recordings are kept until released.
+
+    Tags: review
+    """
+    now = utcnow()
+    async with request.app[DB]() as session, session.begin():
+        user = await reviewer(request, session)
+        call = await _review_call(session, call_id)
+        review = await session.get(Review, call_id, with_for_update=True)
+        if review is not None and review.verdict is not None:
+            raise ApiError(409, "already_reviewed", "This call already has a verdict.")
+        if review is None or _claim_holder(review, now) != user.id:
+            raise ApiError(409, "claim_required", "Claim the call before submitting a verdict.")
+        violation = body.verdict in VIOLATION_VERDICTS
+        if violation and body.subject_user_id not in (call.seller_id, call.buyer_id):
+            raise ApiError(422, "subject_required", "Say which participant broke the rules.")
+        review.verdict = body.verdict
+        review.notes = body.notes
+        review.verdict_at = now
+        review.claim_expires_at = now
+        if violation:
+            assert body.subject_user_id is not None
+            session.add(
+                Violation(
+                    user_id=body.subject_user_id,
+                    call_id=call_id,
+                    verdict=body.verdict,
+                    created_at=now,
+                )
+            )
+            for rec in (
+                await session.scalars(select(Recording).where(Recording.call_id == call_id))
+            ).all():
+                rec.hold = "violation"
+        audit(
+            session,
+            actor_id=user.id,
+            action="review.verdict",
+            target_type="call",
+            target_id=call_id,
+            verdict=body.verdict,
+            subject_user_id=body.subject_user_id if violation else None,
+        )
+        state = _review_state(review, now)
+    return web.json_response(state.model_dump(mode="json"))
+
+
+@api_handler
+async def get_audit(
+    request: web.Request,
+    target_id: Annotated[str, Field(max_length=128)] | None = None,
+    action: Annotated[str, Field(max_length=48)] | None = None,
+    limit: Annotated[int, Field(ge=1, le=1000)] = 200,
+) -> r200[AuditList] | r401[ErrorBody] | r403[ErrorBody] | r422[ErrorBody]:
+    """The append-only audit log, newest first.
+
+    Tags: review
+    """
+    async with request.app[DB]() as session:
+        await reviewer(request, session)
+        query = select(AuditEntry).order_by(AuditEntry.id.desc()).limit(limit)
+        if target_id is not None:
+            query = query.where(AuditEntry.target_id == target_id)
+        if action is not None:
+            query = query.where(AuditEntry.action == action)
+        entries = (await session.scalars(query)).all()
+    return web.json_response(
+        AuditList(entries=[audit_out(e) for e in entries]).model_dump(mode="json")
+    )
+
+
+@api_handler
+async def delete_recording(
+    request: web.Request, recording_id: RecordingId, /, body: ReasonIn
+) -> (
+    r200[RecordingOut]
+    | r401[ErrorBody]
+    | r403[ErrorBody]
+    | r404[ErrorBody]
+    | r409[ErrorBody]
+    | r422[ErrorBody]
+):
+    """Admin only: delete a recording's bytes, giving a reason; a tombstone row stays.
+
+    Tags: admin
+    """
+    storage = request.app[RECORDING_STORAGE]
+    async with request.app[DB]() as session, session.begin():
+        user = await admin(request, session)
+        row = await session.get(Recording, recording_id, with_for_update=True)
+        if row is None:
+            raise not_found("recording")
+        if row.state not in _DELETABLE_STATES:
+            raise ApiError(
+                409, "not_deletable", f"A recording in state {row.state!r} cannot be deleted."
+            )
+        await storage.delete(row.storage_key)
+        row.state = "deleted"
+        row.deleted_at = utcnow()
+        row.deleted_reason = f"admin: {body.reason}"
+        audit(
+            session,
+            actor_id=user.id,
+            action="recording.delete",
+            target_type="recording",
+            target_id=row.id,
+            reason=body.reason,
+            call_id=row.call_id,
+        )
+        out = recording_out(row)
+    return web.json_response(out.model_dump(mode="json"))
+
+
+@api_handler
+async def release_recording(
+    request: web.Request, recording_id: RecordingId, /, body: ReasonIn
+) -> (
+    r200[RecordingOut]
+    | r401[ErrorBody]
+    | r403[ErrorBody]
+    | r404[ErrorBody]
+    | r409[ErrorBody]
+    | r422[ErrorBody]
+):
+    """Admin only: release a violation hold so retention may delete the recording.
+
+    Tags: admin
+    """
+    async with request.app[DB]() as session, session.begin():
+        user = await admin(request, session)
+        row = await session.get(Recording, recording_id, with_for_update=True)
+        if row is None:
+            raise not_found("recording")
+        if row.hold != "violation":
+            raise ApiError(409, "not_held", "This recording is not held for a violation.")
+        row.hold = "released"
+        row.hold_released_at = utcnow()
+        audit(
+            session,
+            actor_id=user.id,
+            action="recording.release",
+            target_type="recording",
+            target_id=row.id,
+            reason=body.reason,
+            call_id=row.call_id,
+        )
+        out = recording_out(row)
+    return web.json_response(out.model_dump(mode="json"))
+
+
+@api_handler
+async def get_policy(
+    request: web.Request,
+) -> r200[PolicySettings] | r401[ErrorBody] | r403[ErrorBody]:
+    """The review sampling rate and retention periods in force.
+
+    Tags: admin
+    """
+    async with request.app[DB]() as session:
+        await reviewer(request, session)
+        policy = await effective_policy(session, request.app[SETTINGS])
+    return web.json_response(policy.model_dump(mode="json"))
+
+
+@api_handler
+async def put_policy(
+    request: web.Request, body: PolicySettingsIn
+) -> r200[PolicySettings] | r401[ErrorBody] | r403[ErrorBody] | r422[ErrorBody]:
+    """Admin only: change the sampling rate or retention periods (each change is audited).
+
+    Tags: admin
+    """
+    async with request.app[DB]() as session, session.begin():
+        user = await admin(request, session)
+        before = await effective_policy(session, request.app[SETTINGS])
+        for key, value in body.model_dump(exclude_none=True).items():
+            old = getattr(before, key)
+            if old == value:
+                continue
+            row = await session.get(RuntimeSetting, key)
+            if row is None:
+                session.add(RuntimeSetting(key=key, value=str(value)))
+            else:
+                row.value = str(value)
+            audit(
+                session,
+                actor_id=user.id,
+                action="settings.change",
+                target_type="setting",
+                target_id=key,
+                old=old,
+                new=value,
+            )
+        await session.flush()
+        policy = await effective_policy(session, request.app[SETTINGS])
+    return web.json_response(policy.model_dump(mode="json"))
+
+
+@api_handler
+async def run_purge(request: web.Request) -> r200[PurgeOut] | r401[ErrorBody] | r403[ErrorBody]:
+    """Admin only: run the retention purge now (it also runs on a timer).
+
+    Tags: admin
+    """
+    async with request.app[DB]() as session:
+        await admin(request, session)
+    deleted = await request.app[RETENTION_JOB].run_once()
+    return web.json_response(PurgeOut(deleted=deleted).model_dump(mode="json"))
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/api/v1/review/queue", get_queue)
+    app.router.add_post("/api/v1/review/calls/{call_id}/claim", claim_call)
+    app.router.add_get("/api/v1/review/calls/{call_id}", get_review_call)
+    app.router.add_post("/api/v1/review/calls/{call_id}/verdict", submit_verdict)
+    app.router.add_post("/api/v1/review/recordings/{recording_id}/replay", grant_replay)
+    app.router.add_get("/api/v1/review/recordings/{recording_id}/media", recording_media)
+    app.router.add_get("/api/v1/review/audit", get_audit)
+    app.router.add_post("/api/v1/admin/recordings/{recording_id}/delete", delete_recording)
+    app.router.add_post("/api/v1/admin/recordings/{recording_id}/release", release_recording)
+    app.router.add_get("/api/v1/admin/policy", get_policy)
+    app.router.add_put("/api/v1/admin/policy", put_policy)
+    app.router.add_post("/api/v1/admin/purge", run_purge)

@@ -1,0 +1,180 @@
+"""Recording every call: a ``CallRecorder`` per call as the bridge's frame sink, then, at
+call end, finalise, store (checksum verified), write a row per participant and draw the
+review sample. At start-up, recordings of calls that were live when the process died are
+finalised from disk and marked interrupted.
+
+Everything heavy (remuxing, hashing, uploads) runs in the recorder's threads or
+``asyncio.to_thread``; the loop only awaits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import logging
+import shutil
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from recorder import CallRecorder, FinalisedRecording, find_unfinished_recordings, recover_recording
+from recorder.sampling import ReviewSampler, RiskSignals
+from recorder.storage import LocalDirectoryStorage, RecordingStorage, S3Storage
+from server.clock import utcnow
+from server.db.models import Call, Recording
+from server.policy import effective_policy
+from server.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+RecordingStore = RecordingStorage
+
+
+async def check_store(store: RecordingStore) -> None:
+    """Readiness: the storage answers (a missing probe object is a fine answer)."""
+    await store.exists("readiness-probe")
+
+
+def sampling_key(settings: Settings) -> bytes:
+    """The draw's key: derived from the secret key and named by the key id, so a draw is
+    reproducible for audit by whoever holds the secret, and unpredictable to users."""
+    secret = settings.secret_key.get_secret_value().encode()
+    return hmac.new(
+        secret, b"review-sampling:" + settings.review_sample_key_id.encode(), hashlib.sha256
+    ).digest()
+
+
+async def apply_review_decision(session: AsyncSession, call: Call, settings: Settings) -> None:
+    """Draw the call's review sample (once) and mark it for review when drawn or mandatory."""
+    signals = RiskSignals(
+        contact_details_in_chat=call.contact_details_detected,
+        reported_by_participant=call.reported,
+    )
+    if call.sampled is None:
+        policy = await effective_policy(session, settings)
+        sampler = ReviewSampler(
+            rate=policy.review_sample_rate,
+            key_id=settings.review_sample_key_id,
+            secret=sampling_key(settings),
+        )
+        decision = sampler.decide(call.id, signals)
+        call.sample_rate = decision.rate
+        call.sample_key_id = decision.key_id
+        call.sample_draw = decision.draw
+        call.sampled = decision.drawn
+    reasons = list(signals.reasons())
+    call.mandatory_reasons = reasons
+    call.review_required = bool(call.sampled) or bool(reasons)
+
+
+class RecordingService:
+    def __init__(
+        self, settings: Settings, db: async_sessionmaker[AsyncSession], store: RecordingStore
+    ) -> None:
+        self._settings = settings
+        self._db = db
+        self._store = store
+        self._staging = (settings.data_dir / "recording-staging").resolve()
+        self._recorders: dict[str, CallRecorder] = {}
+        self._finishing: dict[str, asyncio.Task[None]] = {}
+
+    def sink_for(self, call_id: str) -> CallRecorder:
+        """The bridge's frame sink for this call (one recorder per call)."""
+        recorder = self._recorders.get(call_id)
+        if recorder is None:
+            directory = self._staging / call_id
+            directory.mkdir(parents=True, exist_ok=True)
+            recorder = CallRecorder(call_id, directory)
+            self._recorders[call_id] = recorder
+        return recorder
+
+    async def call_ended(self, call_id: str) -> None:
+        """Finalise and store the call's recordings, then decide on review."""
+        recorder = self._recorders.pop(call_id, None)
+        results = await recorder.aclose() if recorder is not None else []
+        await self._store_results(call_id, results, interrupted=False)
+
+    async def _store_results(
+        self, call_id: str, results: list[FinalisedRecording], *, interrupted: bool
+    ) -> None:
+        stored: list[tuple[FinalisedRecording, str]] = []
+        for result in results:
+            key = f"{call_id}/{result.path.name}"
+            await self._store.put(key, result.path)
+            stored.append((result, key))
+        async with self._db() as session, session.begin():
+            call = await session.get(Call, call_id)
+            if call is None:
+                log.error("call %s: recordings finalised for an unknown call", call_id)
+                return
+            for result, key in stored:
+                row = (
+                    await session.scalars(
+                        select(Recording).where(
+                            Recording.call_id == call_id,
+                            Recording.participant_id == result.participant_id,
+                        )
+                    )
+                ).first()
+                if row is None:
+                    row = Recording(call_id=call_id, participant_id=result.participant_id)
+                    session.add(row)
+                row.storage_key = key
+                row.state = "interrupted" if (interrupted or result.interrupted) else "finalised"
+                row.mime_type = result.mime_type
+                row.video_codec = result.video_codec
+                row.audio_codec = result.audio_codec
+                row.start_offset = result.start_offset
+                row.duration = result.duration
+                row.size = result.size
+                row.sha256 = result.sha256
+                row.video_frames = result.video_frames
+                row.audio_frames = result.audio_frames
+                row.finalised_at = utcnow()
+            if interrupted:
+                call.interrupted = True
+            await apply_review_decision(session, call, self._settings)
+        directory = self._staging / call_id
+        await asyncio.to_thread(shutil.rmtree, directory, True)
+        log.info("call %s: %d recording(s) stored", call_id, len(stored))
+
+    async def recover_interrupted(self) -> list[str]:
+        """Finalise what a dead process left on disk; mark calls and recordings interrupted."""
+        if not self._staging.exists():
+            return []
+        manifests = await asyncio.to_thread(find_unfinished_recordings, self._staging)
+        by_call: dict[str, list[FinalisedRecording]] = {}
+        for manifest in manifests:
+            try:
+                result = await asyncio.to_thread(recover_recording, manifest)
+            except Exception:
+                log.exception("could not recover recording %s", manifest.name)
+                continue
+            by_call.setdefault(result.call_id, []).append(result)
+        for call_id, results in by_call.items():
+            await self._store_results(call_id, results, interrupted=True)
+        return sorted(by_call)
+
+    async def aclose(self) -> None:
+        """Finalise every call still recording (the call service ends them first)."""
+        for call_id in list(self._recorders):
+            try:
+                await self.call_ended(call_id)
+            except Exception:
+                log.exception("call %s: finalising the recording failed at shutdown", call_id)
+
+
+def make_store(settings: Settings) -> RecordingStore:
+    if settings.storage_backend == "s3":
+        if not settings.s3_bucket:
+            raise ValueError("INBOXCALL_S3_BUCKET is required with INBOXCALL_STORAGE_BACKEND=s3")
+        return S3Storage(
+            bucket=settings.s3_bucket,
+            endpoint_url=settings.s3_endpoint_url,
+            region_name=settings.s3_region,
+        )
+    root = settings.resolved_recordings_dir
+    root.mkdir(parents=True, exist_ok=True)
+    return LocalDirectoryStorage(root)

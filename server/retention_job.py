@@ -1,0 +1,131 @@
+"""The retention purge: deletes recording bytes the policy no longer keeps, leaves a
+tombstone row and one audit row per deletion. Runs on a timer inside the service and as
+``inboxcall purge``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from recorder.retention import (
+    RecordingRetentionFacts,
+    RetentionSettings,
+    ReviewVerdict,
+    retention_decision,
+)
+from server.api.schemas import VIOLATION_VERDICTS
+from server.audit import audit
+from server.clock import utcnow
+from server.db.models import Call, Recording, Review
+from server.policy import effective_policy
+from server.recording_service import RecordingStore
+from server.settings import Settings
+
+log = logging.getLogger(__name__)
+RETENTION_ACTOR = "system:retention"
+
+
+def _retention_verdict(verdict: str | None, hold: str) -> ReviewVerdict | None:
+    # A violation hold keeps a recording whatever the verdict field says; released holds
+    # follow the released-violation clock.
+    if hold in ("violation", "released") or verdict in VIOLATION_VERDICTS:
+        return ReviewVerdict.VIOLATION
+    if verdict is not None:
+        return ReviewVerdict.CLEAN
+    return None
+
+
+class RetentionJob:
+    def __init__(
+        self,
+        settings: Settings,
+        db: async_sessionmaker[AsyncSession],
+        store: RecordingStore,
+    ) -> None:
+        self._settings = settings
+        self._db = db
+        self._store = store
+        self._task: asyncio.Task[None] | None = None
+
+    async def run_once(self, now: datetime | None = None) -> list[str]:
+        """Purge what policy no longer keeps; answers the deleted recording ids."""
+        now = now or utcnow()
+        deleted: list[str] = []
+        async with self._db() as session:
+            policy_settings = await effective_policy(session, self._settings)
+            rows = (
+                await session.execute(
+                    select(Recording, Call, Review)
+                    .join(Call, Call.id == Recording.call_id)
+                    .outerjoin(Review, Review.call_id == Recording.call_id)
+                    .where(Recording.state.in_(("finalised", "interrupted")))
+                )
+            ).all()
+        policy = RetentionSettings(
+            unsampled_days=policy_settings.retention_days,
+            reviewed_clean_days=policy_settings.reviewed_clean_retention_days,
+            released_violation_days=policy_settings.reviewed_clean_retention_days,
+        )
+        for recording, call, review in rows:
+            facts = RecordingRetentionFacts(
+                created_at=recording.created_at,
+                sampled=call.review_required,
+                verdict=_retention_verdict(review.verdict if review else None, recording.hold),
+                verdict_at=review.verdict_at if review else None,
+                released_at=recording.hold_released_at,
+            )
+            decision = retention_decision(facts, now, policy)
+            if decision.keep:
+                continue
+            await self._delete(recording.id, decision.reason.value, now)
+            deleted.append(recording.id)
+        if deleted:
+            log.info("retention purge deleted %d recording(s)", len(deleted))
+        return deleted
+
+    async def _delete(self, recording_id: str, reason: str, now: datetime) -> None:
+        async with self._db() as session, session.begin():
+            row = await session.get(Recording, recording_id, with_for_update=True)
+            if row is None or row.state not in ("finalised", "interrupted"):
+                return
+            await self._store.delete(row.storage_key)
+            row.state = "deleted"
+            row.deleted_at = now
+            row.deleted_reason = f"retention: {reason}"
+            audit(
+                session,
+                actor_id=RETENTION_ACTOR,
+                action="recording.delete",
+                target_type="recording",
+                target_id=row.id,
+                reason=reason,
+                call_id=row.call_id,
+            )
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run_forever(), name="retention-purge")
+
+    async def _run_forever(self) -> None:
+        interval = self._settings.purge_interval_seconds
+        while True:
+            try:
+                await self.run_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("retention purge failed; retrying in %.0f s", interval)
+            await asyncio.sleep(interval)
+
+    async def aclose(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
