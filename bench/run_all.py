@@ -1,0 +1,29 @@
+"""`make bench`: run every benchmark in turn; each prints its own figures and ratios."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+BENCHMARKS: list[list[str]] = [
+    # Encoded-frame bridge vs aiortc's stock MediaRelay (decode + re-encode), same run;
+    # also the bridge with the recorder attached, to show what recording adds.
+    ["bench_bridge.py"],
+    # The recorder alone: loop-side cost per frame, CPU per call-second, bitrate written.
+    ["bench_recorder.py", "--seconds", "30"],
+]
+
+
+def main() -> int:
+    failed = 0
+    for script, *args in BENCHMARKS:
+        print(f"\n=== {script} {' '.join(args)}", flush=True)
+        result = subprocess.run([sys.executable, str(HERE / script), *args], check=False)
+        failed += result.returncode != 0
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

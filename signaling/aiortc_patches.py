@@ -1,0 +1,257 @@
+"""Every patch of aiortc and aioice internals the media bridge relies on, in one place.
+
+Checked against aiortc 1.16.0 and aioice 0.13.0 (``CHECKED_VERSIONS``). The unit test
+``tests/unit/test_aiortc_patches.py`` pins the signature of every function we patch or
+call and the attributes we replace, so an upgrade fails loudly there instead of quietly
+decoding, encoding or dropping calls in production. When upgrading: re-read the named
+functions, update the checked versions, and delete what upstream has fixed.
+
+Why each patch exists, and when it can go:
+
+* ``tap_receiver`` (per receiver): aiortc has no public API for the encoded frames of a
+  remote track; its receiver hands every reassembled frame to a decoder thread through
+  ``RTCRtpReceiver.__decoder_queue``. We replace that queue object, so the frame reaches
+  the bridge on the event loop, in ``_handle_rtp_packet``, right after the jitter buffer:
+  no decoder is created and no thread hop happens. The alternative named in DESIGN.md
+  (a ``get_decoder`` returning ``av.Packet``) was measured against this one (see the
+  bridge report): it also works but costs a thread hop plus
+  ``run_coroutine_threadsafe`` per frame, is process-wide (every receiver in the process
+  becomes passthrough) and still needs the unbounded track queue. Can go when aiortc
+  exposes encoded frames (an "encoded transform" / ``RTCRtpReceiver`` frame callback).
+* ``make_sender_passthrough`` (per sender): a sender whose track yields ``av.Packet``
+  already skips encoding, but it still builds a full encoder through ``get_encoder``
+  (for Opus that opens a libopus encoder and a resampler) and it drops keyframe
+  requests (``_send_keyframe`` only sets a flag for its encoder). We give the sender a
+  packetizer that never encodes and route PLI/FIR to the bridge. Can go when aiortc
+  lets a packet-producing track receive keyframe requests and skips building encoders.
+* ``send_picture_loss_indication``: calls the receiver's private ``_send_rtcp_pli``;
+  there is no public way to ask a remote sender for a keyframe.
+* Global, installed by ``install_global_patches`` (idempotent):
+
+  - ``aioice.ice.Connection.data_received`` drops zero-length datagrams. aioice 0.13
+    passes them on, aiortc's DTLS transport reads ``data[0]``, the IndexError ends its
+    receive loop and the live call closes: anyone who can send one UDP datagram to the
+    media port can end a call. It also bounds the connection's inbound queue (aioice's
+    is an unbounded ``asyncio.Queue``), dropping new datagrams when it is full, as a
+    kernel socket buffer would. Can go when aioice ignores empty datagrams and bounds
+    its queue.
+  - ``aioice.ice.get_host_addresses`` honours ``limit_ice_host_addresses``: aioice
+    gathers host candidates on every interface and always skips 127.0.0.1, so tests and
+    the bench could not stay on loopback and a media node could not be pinned to one
+    interface. Can go when aioice takes an interface list.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any, Final
+
+import aioice
+import aioice.ice
+import aiortc
+from aiortc.codecs.h264 import H264Encoder
+from aiortc.codecs.vpx import Vp8Encoder
+from aiortc.mediastreams import convert_timebase
+
+logger = logging.getLogger(__name__)
+
+CHECKED_VERSIONS: Final = {"aiortc": "1.16.0", "aioice": "0.13.0"}
+
+# Datagrams waiting for aiortc's DTLS loop, per ICE connection. 2048 full-size datagrams
+# are about 2.5 MB, several seconds of a 2 Mbps call: plenty for a loop that is not stuck.
+MAX_PENDING_DATAGRAMS: Final = 2048
+
+# The attribute names aiortc's name mangling gives the private fields we replace.
+RECEIVER_DECODER_QUEUE_ATTR: Final = "_RTCRtpReceiver__decoder_queue"
+RECEIVER_DECODER_THREAD_ATTR: Final = "_RTCRtpReceiver__decoder_thread"
+SENDER_ENCODER_ATTR: Final = "_RTCRtpSender__encoder"
+
+OnEncodedFrame = Callable[[str, int, bytes, int], None]
+"""(codec name, clock rate, frame data, unwrapped RTP timestamp), called on the loop."""
+
+
+@dataclass(slots=True)
+class DatagramDropCounts:
+    empty: int = 0
+    queue_full: int = 0
+
+
+@dataclass(slots=True)
+class _PatchState:
+    installed: bool = False
+    host_addresses: list[str] | None = None
+    original_data_received: Callable[..., None] | None = None
+    original_get_host_addresses: Callable[..., list[str]] | None = None
+
+
+_drops = DatagramDropCounts()
+_state = _PatchState()
+
+
+def _check_versions() -> None:
+    found = {"aiortc": aiortc.__version__, "aioice": aioice.__version__}
+    if found != CHECKED_VERSIONS:
+        # A log line, not a warning: pytest runs with warnings as errors and the
+        # signature test is what should fail, with a precise message.
+        logger.warning(
+            "aiortc_patches was checked against %s but found %s; re-check the patches",
+            CHECKED_VERSIONS,
+            found,
+        )
+
+
+def _data_received(self: Any, data: bytes, component: int) -> None:
+    if not data:
+        _drops.empty += 1
+        return
+    if self._queue.qsize() >= MAX_PENDING_DATAGRAMS:
+        _drops.queue_full += 1
+        return
+    assert _state.original_data_received is not None
+    _state.original_data_received(self, data, component)
+
+
+def _get_host_addresses(use_ipv4: bool, use_ipv6: bool) -> list[str]:
+    if _state.host_addresses is not None:
+        return [
+            address
+            for address in _state.host_addresses
+            if (":" in address and use_ipv6) or (":" not in address and use_ipv4)
+        ]
+    assert _state.original_get_host_addresses is not None
+    return _state.original_get_host_addresses(use_ipv4=use_ipv4, use_ipv6=use_ipv6)
+
+
+def install_global_patches() -> None:
+    """Install the process-wide aioice patches (safe to call any number of times)."""
+    if _state.installed:
+        return
+    _check_versions()
+    _state.original_data_received = aioice.ice.Connection.data_received
+    _state.original_get_host_addresses = aioice.ice.get_host_addresses
+    aioice.ice.Connection.data_received = _data_received  # type: ignore[method-assign]
+    aioice.ice.get_host_addresses = _get_host_addresses
+    _state.installed = True
+
+
+def uninstall_global_patches() -> None:
+    """Restore aioice (for tests that need to show the bug the patch fixes)."""
+    if not _state.installed:
+        return
+    assert _state.original_data_received is not None
+    assert _state.original_get_host_addresses is not None
+    aioice.ice.Connection.data_received = _state.original_data_received  # type: ignore[method-assign]
+    aioice.ice.get_host_addresses = _state.original_get_host_addresses
+    _state.installed = False
+
+
+def limit_ice_host_addresses(addresses: Sequence[str] | None) -> None:
+    """Gather host candidates only on ``addresses`` (``None``: aioice's default).
+
+    Process-wide, like aioice's gathering itself; call it once at start-up. Installs the
+    global patches if needed.
+    """
+    install_global_patches()
+    _state.host_addresses = None if addresses is None else list(addresses)
+
+
+def datagram_drop_counts() -> DatagramDropCounts:
+    """How many inbound datagrams the global patch dropped, process-wide."""
+    return DatagramDropCounts(empty=_drops.empty, queue_full=_drops.queue_full)
+
+
+class _EncodedFrameTap:
+    """Stands in for an ``RTCRtpReceiver``'s decoder queue (a ``queue.Queue``).
+
+    ``put`` is called on the event loop by ``_handle_rtp_packet`` with
+    ``(codec, JitterFrame)`` and by the receiver's stop path with ``None``. ``get`` is
+    called by the receiver's decoder thread, which we leave running idle so that
+    aiortc's start/stop bookkeeping (start thread, put None, join) stays untouched: it
+    blocks until the receiver stops, then returns ``None`` and the thread ends.
+    """
+
+    def __init__(self, on_frame: OnEncodedFrame) -> None:
+        self._on_frame = on_frame
+        self._stopped = threading.Event()
+
+    def put(self, item: Any) -> None:
+        if item is None:
+            self._stopped.set()
+            return
+        codec, frame = item
+        self._on_frame(codec.name, codec.clockRate, frame.data, frame.timestamp)
+
+    def get(self) -> None:
+        self._stopped.wait()
+
+
+def tap_receiver(receiver: Any, on_frame: OnEncodedFrame) -> None:
+    """Deliver ``receiver``'s encoded frames to ``on_frame`` instead of a decoder.
+
+    Must be called before the receiver starts (before the peer connection connects).
+    """
+    current = getattr(receiver, RECEIVER_DECODER_QUEUE_ATTR, None)
+    if not isinstance(current, queue.Queue):
+        raise RuntimeError(
+            f"RTCRtpReceiver has no {RECEIVER_DECODER_QUEUE_ATTR} queue: aiortc changed, "
+            "re-check signaling/aiortc_patches.py"
+        )
+    if getattr(receiver, RECEIVER_DECODER_THREAD_ATTR, None) is not None:
+        raise RuntimeError("tap_receiver must be called before the receiver starts")
+    setattr(receiver, RECEIVER_DECODER_QUEUE_ATTR, _EncodedFrameTap(on_frame))
+
+
+class PassthroughPacketizer:
+    """Takes the place of a sender's encoder: packetizes ``av.Packet``s, never encodes.
+
+    Reuses aiortc's packetizers (class methods, no codec context). VP8 input must be a
+    raw VP8 frame, H264 input Annex-B, Opus input one Opus packet.
+    """
+
+    def __init__(self, codec: str, clock_rate: int) -> None:
+        self.codec = codec
+        self._time_base = Fraction(1, clock_rate)
+        # Picture IDs count frames; start anywhere, as aiortc's own encoder does.
+        self._picture_id = 0
+
+    def encode(self, frame: Any, force_keyframe: bool = False) -> tuple[list[bytes], int]:
+        raise RuntimeError("a passthrough sender was given a raw frame to encode")
+
+    def pack(self, packet: Any) -> tuple[list[bytes], int]:
+        data = bytes(packet)
+        timestamp = int(convert_timebase(packet.pts, packet.time_base, self._time_base))
+        if self.codec == "VP8":
+            payloads = Vp8Encoder._packetize(data, self._picture_id)
+            self._picture_id = (self._picture_id + 1) % (1 << 15)
+        elif self.codec == "H264":
+            payloads = H264Encoder._packetize(H264Encoder._split_bitstream(data))
+        else:
+            payloads = [data]
+        return payloads, timestamp
+
+
+def make_sender_passthrough(
+    sender: Any, *, codec: str, clock_rate: int, on_keyframe_request: Callable[[], None]
+) -> None:
+    """Make ``sender`` packetize its track's packets without an encoder.
+
+    ``on_keyframe_request`` is called (on the loop) for every PLI or FIR the remote peer
+    sends about this sender's stream. Must be called before the sender starts.
+    """
+    if not hasattr(sender, SENDER_ENCODER_ATTR) or not hasattr(sender, "_send_keyframe"):
+        raise RuntimeError("RTCRtpSender internals changed: re-check signaling/aiortc_patches.py")
+    if getattr(sender, SENDER_ENCODER_ATTR) is not None:
+        raise RuntimeError("make_sender_passthrough must be called before the sender starts")
+    setattr(sender, SENDER_ENCODER_ATTR, PassthroughPacketizer(codec, clock_rate))
+    # An instance attribute shadows the method that _handle_rtcp_packet calls.
+    sender._send_keyframe = on_keyframe_request
+
+
+async def send_picture_loss_indication(receiver: Any, media_ssrc: int) -> None:
+    """Ask the remote sender of ``media_ssrc`` for a keyframe (RTCP PLI)."""
+    await receiver._send_rtcp_pli(media_ssrc)

@@ -1,0 +1,148 @@
+"""aiortc client peers that play a browser's part against the media bridge.
+
+A ``MediaClient`` sends a pre-encoded clip (``tests.support.encoded_media``) and receives
+through the same encoded-frame tap the bridge uses, so neither side encodes or decodes:
+tests can compare bytes, and the bench's clients stay cheap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from aiortc import RTCBundlePolicy, RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+
+from signaling import aiortc_patches
+from signaling.media_codecs import OPUS_CLOCK_RATE, VIDEO_CLOCK_RATE, codec_preferences, is_keyframe
+from tests.support.encoded_media import EncodedClip, ReplayTrack
+
+
+class Progress:
+    """Something happened (a frame arrived, a state changed): wake whoever waits."""
+
+    def __init__(self) -> None:
+        self._event = asyncio.Event()
+
+    def notify(self) -> None:
+        self._event.set()
+
+    async def wait_for(
+        self, predicate: Callable[[], bool], what: str, timeout: float = 15.0
+    ) -> None:
+        try:
+            async with asyncio.timeout(timeout):
+                while not predicate():
+                    self._event.clear()
+                    await self._event.wait()
+        except TimeoutError:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}") from None
+
+
+@dataclass(frozen=True, slots=True)
+class ReceivedFrame:
+    timestamp: int
+    data: bytes
+    keyframe: bool
+
+
+@dataclass
+class ReceivedFrames:
+    progress: Progress
+    frames: list[ReceivedFrame] = field(default_factory=list)
+    codecs: set[str] = field(default_factory=set)
+
+    def add(self, codec: str, clock_rate: int, data: bytes, timestamp: int) -> None:
+        self.codecs.add(codec)
+        self.frames.append(ReceivedFrame(timestamp, data, is_keyframe(codec, data)))
+        self.progress.notify()
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+
+class MediaClient:
+    """One browser-like peer: audio and video sendrecv, pre-encoded media out."""
+
+    def __init__(
+        self,
+        clip: EncodedClip,
+        progress: Progress,
+        *,
+        video_codec: str = "VP8",
+        max_video_frames: int | None = None,
+        max_audio_frames: int | None = None,
+    ) -> None:
+        self.progress = progress
+        self.pc = RTCPeerConnection(
+            RTCConfiguration(iceServers=[], bundlePolicy=RTCBundlePolicy.MAX_BUNDLE)
+        )
+        self.sources = {
+            "audio": ReplayTrack("audio", clip, max_frames=max_audio_frames),
+            "video": ReplayTrack("video", clip, max_frames=max_video_frames),
+        }
+        self.received = {"audio": ReceivedFrames(progress), "video": ReceivedFrames(progress)}
+        self.states: list[str] = []
+        self.transceivers = {}
+        for kind, codec, clock_rate in (
+            ("audio", "opus", OPUS_CLOCK_RATE),
+            ("video", video_codec, VIDEO_CLOCK_RATE),
+        ):
+            source = self.sources[kind]
+            transceiver = self.pc.addTransceiver(source, direction="sendrecv")
+            transceiver.setCodecPreferences(codec_preferences(kind, codec))
+            aiortc_patches.tap_receiver(transceiver.receiver, self.received[kind].add)
+            aiortc_patches.make_sender_passthrough(
+                transceiver.sender,
+                codec=codec,
+                clock_rate=clock_rate,
+                on_keyframe_request=source.request_keyframe,
+            )
+            self.transceivers[kind] = transceiver
+
+        @self.pc.on("connectionstatechange")
+        def on_state() -> None:
+            self.states.append(self.pc.connectionState)
+            progress.notify()
+
+        self.answer_sdp: str | None = None
+
+    async def create_offer(self) -> str:
+        await self.pc.setLocalDescription(await self.pc.createOffer())
+        return str(self.pc.localDescription.sdp)
+
+    async def accept_answer(self, answer_sdp: str) -> None:
+        self.answer_sdp = answer_sdp
+        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=answer_sdp, type="answer"))
+
+    async def wait_connected(self, timeout: float = 15.0) -> None:
+        await self.progress.wait_for(
+            lambda: self.pc.connectionState == "connected", "client connected", timeout
+        )
+
+    def server_candidate_ports(self) -> list[int]:
+        assert self.answer_sdp is not None
+        return sorted(
+            {
+                int(match.group(1))
+                for match in re.finditer(
+                    r"^a=candidate:\S+ \d+ udp \d+ 127\.0\.0\.1 (\d+) typ host",
+                    self.answer_sdp,
+                    re.MULTILINE | re.IGNORECASE,
+                )
+            }
+        )
+
+    def remote_video_ssrc(self) -> int:
+        """The SSRC the bridge sends our video with (from its answer)."""
+        assert self.answer_sdp is not None
+        video = self.answer_sdp[self.answer_sdp.index("m=video") :]
+        return int(re.search(r"^a=ssrc:(\d+) ", video, re.MULTILINE).group(1))  # type: ignore[union-attr]
+
+    async def send_picture_loss_indication(self) -> None:
+        receiver = self.transceivers["video"].receiver
+        await aiortc_patches.send_picture_loss_indication(receiver, self.remote_video_ssrc())
+
+    async def close(self) -> None:
+        await self.pc.close()
