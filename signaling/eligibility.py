@@ -157,8 +157,10 @@ def buyer_has_not_blocked_seller(ctx: EligibilityContext) -> bool:
 
 def no_other_live_call(ctx: EligibilityContext) -> bool:
     t = ctx.thread
-    return t.live_calls_on_thread == 0 and t.live_calls_for_seller == 0 and (
-        t.live_calls_for_buyer == 0
+    return (
+        t.live_calls_on_thread == 0
+        and t.live_calls_for_seller == 0
+        and (t.live_calls_for_buyer == 0)
     )
 
 
