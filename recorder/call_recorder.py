@@ -115,7 +115,12 @@ class _StopItem:
     at: float
 
 
-_QueueItem = _FrameItem | _StateItem | _StopItem
+@dataclass(slots=True)
+class _BarrierItem:
+    reached: concurrent.futures.Future[None]
+
+
+_QueueItem = _FrameItem | _StateItem | _StopItem | _BarrierItem
 
 
 def participant_stem(participant_id: str) -> str:
@@ -516,6 +521,20 @@ class CallRecorder:
             participants=participants,
         )
 
+    async def wait_written(self) -> None:
+        """Wait until everything handed over so far is in the live files (or dropped).
+
+        For tests and orderly hand-overs; the media path never needs to wait.
+        """
+        if self._closing:
+            return
+        barrier = _BarrierItem(concurrent.futures.Future())
+        try:
+            self._queue.put_nowait(barrier)
+        except queue.Full:
+            await asyncio.to_thread(self._queue.put, barrier)
+        await asyncio.wrap_future(barrier.reached)
+
     async def aclose(self) -> list[FinalisedRecording]:
         """Drain the queue, close the live parts and finalise one file per participant.
 
@@ -547,9 +566,10 @@ class CallRecorder:
                 if isinstance(item, _StopItem):
                     end_at = item.at
                     break
+                if isinstance(item, _BarrierItem):
+                    item.reached.set_result(None)
+                    continue
                 self._dispatch(item)
-                if self._queue.empty():
-                    time.sleep(0.02)
             end_offset = (
                 None if self._call_start is None or end_at is None else end_at - self._call_start
             )

@@ -17,6 +17,7 @@ import json
 import logging
 import os
 from dataclasses import asdict, dataclass, field
+from fractions import Fraction
 from pathlib import Path
 from typing import Any, Final
 
@@ -127,7 +128,9 @@ class RemuxOutcome:
     truncated: bool
 
 
-def remux_parts(parts: list[Path], output: Path, *, tolerant: bool) -> RemuxOutcome:
+def remux_parts(
+    parts: list[Path], output: Path, *, tolerant: bool, log_context: str = "recording"
+) -> RemuxOutcome:
     """Copy every packet of ``parts`` (in order) into one seekable file at ``output``.
 
     With ``tolerant`` a part that stops demuxing (truncated by a crash) ends the copy of
@@ -144,7 +147,7 @@ def remux_parts(parts: list[Path], output: Path, *, tolerant: bool) -> RemuxOutc
             except (av.error.FFmpegError, OSError) as exc:
                 if not tolerant:
                     raise RecordingError(f"cannot open part {part.name}: {exc}") from exc
-                log.warning("recording part %s unreadable, skipped: %s", part.name, exc)
+                log.warning("%s: part %s unreadable, skipped: %s", log_context, part.name, exc)
         # A stream only becomes an output track if it carries packets: a live part always
         # declares audio, and an empty track can stall a player waiting for its data.
         templates: dict[MediaKind, av.stream.Stream] = {}
@@ -165,6 +168,7 @@ def remux_parts(parts: list[Path], output: Path, *, tolerant: bool) -> RemuxOutc
             video_codec=video_codec,
             audio_codec=audio_codec,
             tolerant=tolerant,
+            log_context=log_context,
         )
     finally:
         for container in inputs:
@@ -197,12 +201,14 @@ def _copy_packets(
     video_codec: str | None,
     audio_codec: str | None,
     tolerant: bool,
+    log_context: str,
 ) -> RemuxOutcome:
     options = {"movflags": "+faststart"} if container_kind == "mp4" else {}
     tmp = output.with_name(output.name + ".tmp")
     out = av.open(str(tmp), "w", format=container_kind, container_options=options)
     counts: dict[MediaKind, int] = {"audio": 0, "video": 0}
-    last_pts: dict[MediaKind, int] = {}
+    # Exact times (parts may differ in time base): a stream never goes backwards.
+    last_time: dict[MediaKind, Fraction] = {}
     start: float | None = None
     end = 0.0
     truncated = False
@@ -221,11 +227,11 @@ def _copy_packets(
                     kind: MediaKind = "video" if packet.stream.type == "video" else "audio"
                     time_base = packet.time_base
                     assert time_base is not None
-                    if kind in last_pts and packet.pts <= last_pts[kind]:
-                        # Parts meet on the call clock; never let a stream go backwards.
+                    at = packet.pts * time_base
+                    if kind in last_time and at <= last_time[kind]:
                         continue
-                    last_pts[kind] = packet.pts
-                    begins = float(packet.pts * time_base)
+                    last_time[kind] = at
+                    begins = float(at)
                     ends = float((packet.pts + (packet.duration or 0)) * time_base)
                     start = begins if start is None else min(start, begins)
                     end = max(end, ends)
@@ -237,7 +243,10 @@ def _copy_packets(
                     raise RecordingError(f"part {container.name} does not demux: {exc}") from exc
                 truncated = True
                 log.warning(
-                    "recording part truncated after %d packets: %s", sum(counts.values()), exc
+                    "%s: part truncated after %d packets: %s",
+                    log_context,
+                    sum(counts.values()),
+                    exc,
                 )
         out.close()
     except BaseException:
@@ -283,15 +292,16 @@ def finalise_manifest(
     if not existing:
         raise RecordingError(f"recording {manifest.stem}: no part files on disk")
     staging = directory / f"{manifest.stem}.final"
+    context = f"call {manifest.call_id}: {manifest.stem}"
     try:
-        outcome = remux_parts(existing, staging, tolerant=interrupted)
+        outcome = remux_parts(existing, staging, tolerant=interrupted, log_context=context)
     except RecordingError:
         if interrupted:
             raise
         # A part that will not demux cleanly is damage, not a reason to lose the call.
-        log.exception("recording %s: clean finalise failed, recovering", manifest.stem)
+        log.exception("%s: clean finalise failed, recovering what demuxes", context)
         interrupted = True
-        outcome = remux_parts(existing, staging, tolerant=True)
+        outcome = remux_parts(existing, staging, tolerant=True, log_context=context)
     final_path = directory / f"{manifest.stem}.{outcome.container}"
     os.replace(staging, final_path)
     size, sha256 = file_sha256(final_path)

@@ -36,9 +36,12 @@ LIVE_WEBM_OPTIONS: Final = {
     # 10 s by default); with the camera off only audio flows, so bound what it holds.
     "max_interleave_delta": "250000",
 }
-# Fragmented MP4: the moov is written first (empty), then self-contained ~1 s fragments.
+# Fragmented MP4: an empty moov, then self-contained fragments of about a second.
+# delay_moov holds the moov back until the first fragment: written up front, it cannot
+# carry the edit list for a nonzero first timestamp, and the muxer silently restarts every
+# track at zero -- the file would lose its place on the call clock.
 LIVE_MP4_OPTIONS: Final = {
-    "movflags": "frag_keyframe+empty_moov+default_base_moof",
+    "movflags": "frag_keyframe+empty_moov+delay_moov+default_base_moof",
     "frag_duration": "1000000",
     "flush_packets": "1",
     "max_interleave_delta": "250000",
