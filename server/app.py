@@ -12,9 +12,11 @@ from server.api import calls as calls_api
 from server.api import inbox, integration, review
 from server.api.openapi import Handler, install_openapi
 from server.appkeys import (
+    CALL_ENDED_HOOKS,
     DB,
     ELIGIBILITY_WATCH,
     READINESS_CHECKS,
+    RECORDING_SINK_FACTORY,
     RECORDING_STORAGE,
     RECORDINGS,
     RETENTION_JOB,
@@ -29,6 +31,7 @@ from server.recording_service import RecordingService, check_store, make_store
 from server.retention_job import RetentionJob
 from server.settings import Settings
 from server.ws.setup import add_call_signalling
+from signaling import aiortc_patches
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +66,14 @@ async def database_ctx(app: web.Application) -> AsyncIterator[None]:
     await engine.dispose()
 
 
+async def media_ctx(app: web.Application) -> AsyncIterator[None]:
+    """ICE gathers host candidates only on the configured addresses (loopback by default)."""
+    addresses = app[SETTINGS].ice_host_address_list
+    aiortc_patches.limit_ice_host_addresses(addresses or None)
+    yield
+    aiortc_patches.limit_ice_host_addresses(None)
+
+
 async def recordings_ctx(app: web.Application) -> AsyncIterator[None]:
     """Recording storage, the recording service and the retention timer.
 
@@ -75,6 +86,12 @@ async def recordings_ctx(app: web.Application) -> AsyncIterator[None]:
     app[READINESS_CHECKS]["recording_storage"] = lambda: check_store(store)
     service = RecordingService(settings, app[DB], store)
     app[RECORDINGS] = service
+    # The recording seam of the call service: every call's frames go to its recorder, and
+    # once a call ended its recordings are finalised, stored and the review sample drawn.
+    # A factory already set (tests substituting a spy) is left alone.
+    if RECORDING_SINK_FACTORY not in app:
+        app[RECORDING_SINK_FACTORY] = service.sink_for
+        app[CALL_ENDED_HOOKS].append(service.call_ended)
     recovered = await service.recover_interrupted()
     if recovered:
         log.warning("finalised the recordings of %d interrupted call(s)", len(recovered))
@@ -99,6 +116,7 @@ def create_app(settings: Settings) -> web.Application:
     app[ELIGIBILITY_WATCH] = EligibilityWatch()
     app[READINESS_CHECKS] = {}
     app.cleanup_ctx.append(database_ctx)
+    app.cleanup_ctx.append(media_ctx)
     app.cleanup_ctx.append(recordings_ctx)
     add_call_signalling(app)
     health.add_routes(app)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import signal
 import sys
 
 from aiohttp import web
@@ -13,21 +14,34 @@ from server.settings import Settings
 
 
 def _serve(settings: Settings) -> None:
+    asyncio.run(_serve_until_stopped(settings))
+
+
+async def _serve_until_stopped(settings: Settings) -> None:
     from server.app import create_app
 
-    app = create_app(settings)
-    base = f"http://{settings.host}:{settings.port}"
-
-    async def announce(_app: web.Application) -> None:
-        print(f"inboxcall is serving on {base}", flush=True)
-        if settings.demo:
-            print(f"  Sign in (demo users): {base}/login", flush=True)
-            print(f"  Inbox:                {base}/inbox", flush=True)
-            print(f"  Reviewer console:     {base}/review", flush=True)
-        print(f"  API description:      {base}/api/openapi.json", flush=True)
-
-    app.on_startup.append(announce)
-    web.run_app(app, host=settings.host, port=settings.port, print=None)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    runner = web.AppRunner(create_app(settings), handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, settings.host, settings.port)
+    await site.start()
+    port = runner.addresses[0][1] if runner.addresses else settings.port
+    base = f"http://{settings.host}:{port}"
+    # Printed once the socket is bound, so whoever waits for this line can connect.
+    print(f"inboxcall is serving on {base}", flush=True)
+    if settings.demo:
+        print(f"  Sign in (demo users): {base}/login", flush=True)
+        print(f"  Inbox:                {base}/inbox", flush=True)
+        print(f"  Reviewer console:     {base}/review", flush=True)
+    print(f"  API description:      {base}/api/openapi.json", flush=True)
+    try:
+        await stop.wait()
+    finally:
+        # Ends live calls (server_shutdown) and finalises their recordings.
+        await runner.cleanup()
 
 
 def _demo(settings: Settings) -> None:

@@ -90,6 +90,9 @@ class RecordingService:
             self._recorders[call_id] = recorder
         return recorder
 
+    def live_recorder(self, call_id: str) -> CallRecorder | None:
+        return self._recorders.get(call_id)
+
     async def call_ended(self, call_id: str) -> None:
         """Finalise and store the call's recordings, then decide on review."""
         recorder = self._recorders.pop(call_id, None)

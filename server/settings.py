@@ -25,6 +25,9 @@ class Settings(BaseSettings):
     secret_key: SecretStr = SecretStr("")
     integration_api_key: SecretStr = SecretStr("")
     public_url: str | None = None
+    # Comma-separated addresses the media ports offer as ICE host candidates; empty means
+    # every interface. Loopback by default, like INBOXCALL_HOST.
+    ice_host_addresses: str = "127.0.0.1"
     demo: bool = False
 
     eligibility_activity_window_days: int = Field(default=14, ge=1, le=3650)
@@ -32,6 +35,7 @@ class Settings(BaseSettings):
     call_attempt_window_minutes: int = Field(default=60, ge=1, le=10080)
     ring_timeout_seconds: float = Field(default=45.0, gt=0, le=600)
     reconnect_grace_seconds: float = Field(default=20.0, gt=0, le=600)
+    connect_timeout_seconds: float = Field(default=30.0, gt=0, le=600)
     join_link_ttl_seconds: int = Field(default=600, ge=10, le=86400)
     login_token_ttl_seconds: int = Field(default=120, ge=10, le=3600)
     session_max_age_seconds: int = Field(default=12 * 3600, ge=60)
@@ -69,6 +73,10 @@ class Settings(BaseSettings):
                 return "sqlite+aiosqlite:///" + url[len("sqlite:///") :]
             return url
         return f"sqlite+aiosqlite:///{(self.data_dir / 'inboxcall.sqlite3').resolve()}"
+
+    @property
+    def ice_host_address_list(self) -> list[str]:
+        return [a.strip() for a in self.ice_host_addresses.split(",") if a.strip()]
 
     @property
     def resolved_recordings_dir(self) -> Path:

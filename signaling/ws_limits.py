@@ -66,7 +66,9 @@ OUTBOUND_QUEUE_PEAK_SECONDS: Final = 5.0
 # --- time ------------------------------------------------------------------------------
 
 HANDSHAKE_TIMEOUT_SECONDS: Final = 10.0
-"""From TCP accept to a completed upgrade (request read, session and Origin checked)."""
+"""From the upgrade request arriving to a completed upgrade (session and Origin checked,
+``101`` sent). Reading the request line and headers before that is the HTTP server's
+business (aiohttp's own limits), not this module's."""
 CLOSE_TIMEOUT_SECONDS: Final = 5.0
 """How long the server waits for the client's close frame after sending its own."""
 HEARTBEAT_INTERVAL_SECONDS: Final = 20.0

@@ -132,14 +132,27 @@ class SubscribePresenceMessage(_Request):
     thread_ids: Annotated[list[EntityId], Field(max_length=MAX_PRESENCE_THREADS)]
 
 
+def _accepted(value: bool) -> bool:
+    if value is not True:
+        raise ValueError("the recording notice must be accepted (true)")
+    return value
+
+
+# A strict bool that must be true: ``Literal[True]`` would let ``1`` through (1 == True).
+RecordingNoticeAccepted = Annotated[bool, AfterValidator(_accepted)]
+"""The person confirmed the recording notice; ``false`` or a missing field is refused."""
+
+
 class StartCallMessage(_Request):
     type: Literal["start_call"] = "start_call"
     thread_id: EntityId
+    recording_notice_accepted: RecordingNoticeAccepted
 
 
 class AcceptCallMessage(_Request):
     type: Literal["accept_call"] = "accept_call"
     call_id: EntityId
+    recording_notice_accepted: RecordingNoticeAccepted
 
 
 class DeclineCallMessage(_Request):
@@ -418,8 +431,12 @@ def dump_message(message: BaseModel) -> str:
     return message.model_dump_json()
 
 
-def _request_id_of(text: str) -> int | None:
+def request_id_of(text: str) -> int | None:
+    """The usable request ``id`` of a frame that is not parsed (rate-limited), or ``None``."""
     return _request_id_in(_json_object_of(text))
+
+
+_request_id_of = request_id_of
 
 
 def _json_object_of(text: str) -> dict[str, Any]:

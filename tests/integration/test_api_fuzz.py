@@ -119,9 +119,9 @@ def test_no_server_errors(
             )
             if response.status_code >= 400 and case.method != "HEAD":
                 where = f"{case.method} {case.formatted_path} -> {response.status_code}"
-                assert response.headers.get("content-type", [""])[0].startswith("application/json"), (
-                    f"{where}: not JSON: {response.text[:300]!r}"
-                )
+                assert response.headers.get("content-type", [""])[0].startswith(
+                    "application/json"
+                ), f"{where}: not JSON: {response.text[:300]!r}"
                 assert set(response.json()["error"]) >= {"code", "message"}, where
 
         check()

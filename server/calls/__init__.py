@@ -1,0 +1,1 @@
+"""The call lifecycle: starting, ringing, joining, media, chat, reports and ending calls."""

@@ -1,0 +1,129 @@
+"""One live call at run time: its state, media bridge, recording sink, timer and tasks.
+
+The call service owns every ``LiveCall``; a ``LiveCall`` owns its tasks (the deadline
+timer, leg-state handlers) and cancels and awaits them in ``aclose``. Every input to the
+call's state machine is applied under ``lock``, so inputs from sockets, the media bridge,
+the timer and eligibility changes never interleave.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel
+
+from server.calls.seams import CallSocket, RecordingSink
+from server.clock import utcnow
+from signaling.call_state import CallState
+from signaling.media_bridge import CallMediaBridge
+
+log = logging.getLogger(__name__)
+
+# A timer that wakes a hair early would find nothing due and re-arm; wake a hair late.
+TIMER_SLACK_SECONDS = 0.005
+
+
+@dataclass(slots=True)
+class ParticipantLink:
+    """How one participant is attached: their call's socket, and what they lost."""
+
+    socket: CallSocket | None = None
+    socket_lost: bool = False
+    media_lost: bool = False
+    media_ever_connected: bool = False
+
+
+@dataclass(eq=False)
+class LiveCall:
+    state: CallState
+    bridge: CallMediaBridge
+    sink: RecordingSink | None
+    join_url: str
+    incoming: BaseModel | None = None
+    """The ``incoming_call`` the buyer's sockets got; a socket opened while it rings gets it too."""
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    links: dict[str, ParticipantLink] = field(default_factory=dict)
+    closing: bool = False
+    _tasks: set[asyncio.Task[Any]] = field(default_factory=set)
+    _timer: asyncio.Task[Any] | None = None
+    _timer_at: datetime | None = None
+    _closed: asyncio.Future[None] | None = None
+
+    def __post_init__(self) -> None:
+        for p in self.state.participants:
+            self.links.setdefault(p.user_id, ParticipantLink())
+
+    @property
+    def call_id(self) -> str:
+        return self.state.call_id
+
+    def link(self, user_id: str) -> ParticipantLink:
+        return self.links[user_id]
+
+    def spawn(self, coro: Coroutine[Any, Any, Any], *, name: str) -> asyncio.Task[Any] | None:
+        if self.closing:
+            coro.close()
+            return None
+        task = asyncio.get_running_loop().create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+        return task
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            log.error("call=%s task %s failed: %r", self.call_id, task.get_name(), exc)
+
+    def arm_timer(self, fire: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        """One timer at ``state.next_deadline()``; re-ask after every transition."""
+        deadline = self.state.next_deadline()
+        current = asyncio.current_task()
+        timer = self._timer
+        if timer is not None and timer is not current and not timer.done():
+            if deadline is not None and deadline.at == self._timer_at:
+                return
+            timer.cancel()
+        self._timer = None
+        self._timer_at = None
+        if deadline is None or self.closing:
+            return
+        delay = max(0.0, (deadline.at - utcnow()).total_seconds()) + TIMER_SLACK_SECONDS
+        self._timer_at = deadline.at
+        self._timer = self.spawn(
+            self._fire_after(delay, fire), name=f"call-deadline-{self.call_id}-{deadline.kind}"
+        )
+
+    @staticmethod
+    async def _fire_after(delay: float, fire: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        await asyncio.sleep(delay)
+        await fire()
+
+    async def aclose(self) -> None:
+        """Cancel and await every task, close the media bridge, then the sink. Idempotent."""
+        if self._closed is not None:
+            await asyncio.shield(self._closed)
+            return
+        self._closed = asyncio.get_running_loop().create_future()
+        self.closing = True
+        try:
+            current = asyncio.current_task()
+            tasks = [t for t in self._tasks if t is not current]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            try:
+                await self.bridge.aclose()
+            except Exception:
+                log.exception("call=%s closing the media bridge failed", self.call_id)
+            if self.sink is not None:
+                try:
+                    await self.sink.aclose()
+                except Exception:
+                    log.exception("call=%s closing the recording sink failed", self.call_id)
+        finally:
+            self._closed.set_result(None)

@@ -1,0 +1,166 @@
+"""``GET /api/v1/ws``: the handshake, ``hello``, and the read loop of one socket.
+
+Refused before the upgrade: no valid session (401), another site's ``Origin`` (403, the
+rule of ``server.auth.check_same_origin``), not a WebSocket request (400). The upgrade must
+complete within ``HANDSHAKE_TIMEOUT_SECONDS`` of the request arriving, else the TCP
+connection is dropped. ``hello`` is queued before anything else.
+
+Every log line names the connection (``conn=``); none carries names, SDP or chat text.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+
+from aiohttp import WSMsgType, web
+
+from server.appkeys import CALLS, DB, SETTINGS, WS_DISPATCHER, WS_PRESENCE
+from server.auth import check_same_origin, read_session
+from server.db.models import User
+from server.errors import ApiError
+from server.ws.connection import Connection
+from signaling import ws_limits
+from signaling.ws_limits import CloseCode, MessageRateLimiter
+from signaling.ws_protocol import (
+    ErrorCode,
+    ProtocolError,
+    error_from,
+    error_message,
+    hello_message,
+    parse_client_message,
+    request_id_of,
+)
+
+log = logging.getLogger(__name__)
+
+
+def new_connection_id() -> str:
+    return "ws-" + secrets.token_hex(8)
+
+
+async def _handshake(request: web.Request) -> tuple[web.WebSocketResponse, str]:
+    check_same_origin(request)
+    data = read_session(request)
+    if data is None:
+        raise ApiError(401, "unauthenticated", "Sign in to continue.")
+    async with request.app[DB]() as session:
+        user = await session.get(User, data.user_id)
+    if user is None:
+        raise ApiError(401, "unauthenticated", "Sign in to continue.")
+    ws = web.WebSocketResponse(
+        heartbeat=ws_limits.HEARTBEAT_INTERVAL_SECONDS,
+        max_msg_size=ws_limits.TRANSPORT_MAX_FRAME_BYTES,
+        timeout=ws_limits.CLOSE_TIMEOUT_SECONDS,
+        autoping=True,
+        compress=False,
+    )
+    if not ws.can_prepare(request).ok:
+        raise ApiError(400, "websocket_required", "This address takes WebSocket connections.")
+    await ws.prepare(request)
+    return ws, user.id
+
+
+def _abort(request: web.Request) -> None:
+    if request.transport is not None:
+        request.transport.abort()
+
+
+async def websocket_handler(request: web.Request) -> web.StreamResponse:
+    try:
+        async with asyncio.timeout(ws_limits.HANDSHAKE_TIMEOUT_SECONDS):
+            ws, user_id = await _handshake(request)
+    except TimeoutError:
+        log.info("websocket handshake timed out")
+        _abort(request)
+        return web.Response(status=408)
+
+    presence = request.app[WS_PRESENCE]
+    calls = request.app[CALLS]
+    settings = request.app[SETTINGS]
+    conn = Connection(
+        ws,
+        connection_id=new_connection_id(),
+        user_id=user_id,
+        base_url=settings.base_url(f"{request.scheme}://{request.host}"),
+        abort=lambda: _abort(request),
+    )
+    if presence.count(user_id) >= ws_limits.MAX_CONNECTIONS_PER_USER:
+        log.info("conn=%s refused: too many sockets for one user", conn.id)
+        await ws.close(code=CloseCode.TOO_MANY_CONNECTIONS, message=b"too many connections")
+        return ws
+
+    conn.send(
+        hello_message(
+            connection_id=conn.id,
+            user_id=user_id,
+            ring_timeout_s=settings.ring_timeout_seconds,
+            reconnect_grace_s=settings.reconnect_grace_seconds,
+        )
+    )
+    conn.start()
+    presence.add(conn)
+    log.info("conn=%s opened", conn.id)
+    try:
+        await calls.socket_opened(conn)
+        await _read_loop(request, ws, conn)
+    finally:
+
+        async def close_down() -> None:
+            try:
+                # The call hears of the loss before anyone sees the person go offline.
+                await calls.socket_closed(conn)
+            finally:
+                presence.remove(conn)
+                await conn.finish()
+                if not ws.closed:
+                    await ws.close()
+                log.info("conn=%s closed (code %s)", conn.id, ws.close_code)
+
+        await asyncio.shield(calls.run_socket_cleanup(close_down(), name=f"ws-gone-{conn.id}"))
+    return ws
+
+
+async def _read_loop(request: web.Request, ws: web.WebSocketResponse, conn: Connection) -> None:
+    dispatcher = request.app[WS_DISPATCHER]
+    loop = asyncio.get_running_loop()
+    limiter = MessageRateLimiter(
+        rate_per_second=ws_limits.RATE_LIMIT_PER_SECOND,
+        burst=ws_limits.RATE_LIMIT_BURST,
+        strikes_before_close=ws_limits.RATE_LIMIT_STRIKES_BEFORE_CLOSE,
+    )
+    while not ws.closed and conn.is_open:
+        frame = await conn.receive()
+        if frame is None:
+            return
+        if frame.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED):
+            return
+        if frame.type is WSMsgType.ERROR:
+            log.info("conn=%s read error: %s", conn.id, type(ws.exception()).__name__)
+            return
+        if frame.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
+            continue
+        text = frame.data if frame.type is WSMsgType.TEXT else None
+        if not limiter.allow(loop.time()):
+            if limiter.should_close:
+                log.info("conn=%s kept flooding: closing", conn.id)
+                conn.close(CloseCode.POLICY_VIOLATION, "rate limit", flush=False)
+                return
+            conn.send(
+                error_message(
+                    ErrorCode.RATE_LIMITED,
+                    "too many messages; this one was dropped",
+                    request_id_of(text) if text is not None else None,
+                )
+            )
+            continue
+        if text is None:
+            conn.send(error_message(ErrorCode.INVALID_MESSAGE, "binary frames are not accepted"))
+            continue
+        try:
+            message = parse_client_message(text)
+        except ProtocolError as exc:
+            conn.send(error_from(exc))
+            continue
+        await dispatcher.dispatch(conn, message)

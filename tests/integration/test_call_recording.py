@@ -1,0 +1,135 @@
+"""A whole call through the real server and bridge is recorded: two files reopened with
+PyAV and checked by ffprobe, frame counts equal to what was forwarded, and the review
+sample drawn (forced to 1.0 here) puts the call in the reviewers' queue.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import av
+import pytest
+from aiohttp.test_utils import TestServer
+from sqlalchemy import select
+
+from server.appkeys import DB, RECORDINGS
+from server.db.models import Recording
+from server.settings import Settings
+from signaling import aiortc_patches
+from tests.support.encoded_media import EncodedClip, encoded_clip
+from tests.support.rtc_client import CallHarness, SignedIn
+from tests.support.service import Host, make_settings
+from tests.support.tools import require_tool
+
+pytestmark = [pytest.mark.integration, pytest.mark.needs_ffmpeg]
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return make_settings(tmp_path, review_sample_rate=1.0)
+
+
+@pytest.fixture(scope="module")
+def clip() -> EncodedClip:
+    return encoded_clip()
+
+
+@pytest.fixture(autouse=True)
+def loopback_only() -> Iterator[None]:
+    aiortc_patches.limit_ice_host_addresses(["127.0.0.1"])
+    yield
+    aiortc_patches.limit_ice_host_addresses(None)
+
+
+@pytest.fixture
+async def calls(
+    server: TestServer, host: Host, signed_in: SignedIn, clip: EncodedClip
+) -> AsyncIterator[CallHarness]:
+    harness = CallHarness(server, host, signed_in, clip)
+    try:
+        yield harness
+    finally:
+        await harness.close()
+
+
+def packet_counts(path: Path) -> tuple[dict[str, str], dict[str, int], float]:
+    with av.open(str(path)) as container:
+        codecs = {s.type: s.codec_context.name for s in container.streams}
+        counts = {"video": 0, "audio": 0}
+        for packet in container.demux():
+            if packet.size:
+                counts[packet.stream.type] += 1
+        duration = float(container.duration or 0) / av.time_base
+    return codecs, counts, duration
+
+
+async def test_a_call_through_the_bridge_yields_two_checked_recordings(
+    calls: CallHarness, settings: Settings
+) -> None:
+    ffprobe = require_tool("ffprobe")
+    call_id, seller, buyer = await calls.connected_call()
+    await calls.progress.wait_for(
+        lambda: all(len(p.media.received["video"]) >= 90 for p in (seller, buyer)),
+        "3 s of video both ways",
+    )
+    recorder = calls.app[RECORDINGS].live_recorder(call_id)
+    assert recorder is not None
+    await seller.ws.ok("hang_up", call_id=call_id)
+    row = await calls.ended(call_id, seller.ws, buyer.ws)
+    stats = recorder.stats()
+
+    async with calls.app[DB]() as session:
+        recordings = (
+            await session.scalars(select(Recording).where(Recording.call_id == call_id))
+        ).all()
+    assert {r.participant_id for r in recordings} == {seller.ws.user_id, buyer.ws.user_id}
+    assert row.connected_at is not None and row.ended_at is not None
+    ends: list[float] = []
+    senders = {seller.ws.user_id: seller, buyer.ws.user_id: buyer}
+    for rec in recordings:
+        assert rec.state == "finalised"
+        assert rec.mime_type == "video/webm"
+        path = settings.resolved_recordings_dir / rec.storage_key
+        codecs, counts, duration = packet_counts(path)
+        assert codecs == {"video": "vp8", "audio": "opus"}
+        written = stats.participants[rec.participant_id]
+        # Every forwarded frame reached the file, except video before the first keyframe.
+        assert (
+            counts["video"]
+            == written.video_frames_received
+            - (written.video_dropped_awaiting_keyframe + written.video_dropped_camera_off)
+            + written.black_frames_inserted
+        )
+        assert counts["audio"] == written.audio_frames_received + written.silence_frames_inserted
+        assert rec.video_frames == counts["video"]
+        # The file spans what its participant sent (30 fps clip): the timeline is kept.
+        sent_span = len(senders[rec.participant_id].media.sources["video"].sent) / 30
+        assert abs(duration - sent_span) < 0.5, (duration, sent_span)
+        ends.append(rec.start_offset + duration)
+        assert rec.size == path.stat().st_size
+        probe = subprocess.run(
+            [ffprobe, "-v", "error", "-show_format", "-show_streams", str(path)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert probe.returncode == 0, probe.stderr
+        assert "codec_name=vp8" in probe.stdout
+        assert "codec_name=opus" in probe.stdout
+    # Both files run on one call clock and end together, at the hang-up.
+    assert abs(ends[0] - ends[1]) < 0.5, ends
+    # The recording starts at a participant's first frame, which can be before the other
+    # leg connected: the other side received a suffix of what was recorded.
+    for sender, receiver in ((seller, buyer), (buyer, seller)):
+        received = len(receiver.media.received["video"])
+        recorded = stats.participants[sender.ws.user_id].video_frames_received
+        assert 0 < received <= recorded, (recorded, received)
+
+    stored = await calls.call_row(call_id)
+    assert stored.review_required is True
+    assert stored.sampled is True
+    assert stored.sample_rate == 1.0
+    assert stored.sample_key_id == "k1"
+    assert stored.sample_draw is not None and 0 <= stored.sample_draw < 1
