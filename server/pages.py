@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import jinja2
 from aiohttp import web
-from sqlalchemy import or_, select
+from markupsafe import Markup, escape
+from sqlalchemy import and_, func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.api.inbox import visible_thread
 from server.appkeys import DB, SETTINGS
@@ -28,12 +33,41 @@ WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 TEMPLATES = web.AppKey("templates", jinja2.Environment)
 
 
+_URL = re.compile(r"https?://[^\s<>\"']+")
+
+
+def linkify(text: str) -> Markup:
+    """Escape ``text`` and turn its http(s) addresses into links.
+
+    Only for system messages, which the service writes itself (a call's join link);
+    people's own messages are never linkified, so the inbox does not advertise links
+    that lead off the platform.
+    """
+    parts: list[str] = []
+    position = 0
+    for match in _URL.finditer(text):
+        url = match.group(0).rstrip(".,;:!?)")
+        parts.append(str(escape(text[position : match.start()])))
+        parts.append(f'<a href="{escape(url)}">{escape(url)}</a>')
+        position = match.start() + len(url)
+    parts.append(str(escape(text[position:])))
+    return Markup("".join(parts))  # noqa: S704 - every part above is escaped
+
+
+def short_time(value: datetime | None) -> str:
+    """Server-side time text; web/static/thread.js rewrites it in the reader's time zone."""
+    return value.strftime("%d %b %H:%M UTC") if value else ""
+
+
 def make_templates() -> jinja2.Environment:
-    return jinja2.Environment(
+    env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(WEB_DIR / "templates"),
         autoescape=jinja2.select_autoescape(["html"]),
         undefined=jinja2.StrictUndefined,
     )
+    env.filters["linkify"] = linkify
+    env.filters["shorttime"] = short_time
+    return env
 
 
 def render(request: web.Request, template: str, status: int = 200, **context: Any) -> web.Response:
@@ -42,7 +76,10 @@ def render(request: web.Request, template: str, status: int = 200, **context: An
         request.app[TEMPLATES]
         .get_template(template)
         .render(
-            csrf_token=data.csrf_token if data else "", demo=request.app[SETTINGS].demo, **context
+            csrf_token=data.csrf_token if data else "",
+            demo=request.app[SETTINGS].demo,
+            status=status,
+            **context,
         )
     )
     return web.Response(text=html, content_type="text/html", status=status)
@@ -123,29 +160,71 @@ async def logout(request: web.Request) -> web.StreamResponse:
     return response
 
 
+@dataclass(frozen=True, slots=True)
+class InboxRow:
+    """One line of the thread list: the thread, the other party and the latest message."""
+
+    thread: Thread
+    other: User
+    last_message: Message | None
+
+
+INBOX_LIMIT = 500
+
+
+async def inbox_rows(session: AsyncSession, user: User) -> list[InboxRow]:
+    threads = (
+        await session.scalars(
+            select(Thread)
+            .where(or_(Thread.seller_id == user.id, Thread.buyer_id == user.id))
+            .order_by(Thread.last_buyer_activity_at.desc(), Thread.id)
+            .limit(INBOX_LIMIT)
+        )
+    ).all()
+    ids = [t.id for t in threads]
+    users = {
+        u.id: u
+        for u in (
+            await session.scalars(
+                select(User).where(
+                    User.id.in_({t.seller_id for t in threads} | {t.buyer_id for t in threads})
+                )
+            )
+        ).all()
+    }
+    latest = (
+        select(Message.thread_id, func.max(Message.created_at).label("at"))
+        .where(Message.thread_id.in_(ids))
+        .group_by(Message.thread_id)
+        .subquery()
+    )
+    last: dict[str, Message] = {}
+    for message in (
+        await session.scalars(
+            select(Message).join(
+                latest,
+                and_(Message.thread_id == latest.c.thread_id, Message.created_at == latest.c.at),
+            )
+        )
+    ).all():
+        last.setdefault(message.thread_id, message)
+    return [
+        InboxRow(
+            thread=t,
+            other=users[t.buyer_id if user.id == t.seller_id else t.seller_id],
+            last_message=last.get(t.id),
+        )
+        for t in threads
+    ]
+
+
 async def inbox(request: web.Request) -> web.StreamResponse:
     user = await page_user(request)
     if user.role not in ("seller", "buyer"):
         raise web.HTTPFound(home_for(user))
     async with request.app[DB]() as session:
-        threads = (
-            await session.scalars(
-                select(Thread)
-                .where(or_(Thread.seller_id == user.id, Thread.buyer_id == user.id))
-                .order_by(Thread.last_buyer_activity_at.desc(), Thread.id)
-            )
-        ).all()
-        others = {
-            u.id: u
-            for u in (
-                await session.scalars(
-                    select(User).where(
-                        User.id.in_({t.seller_id for t in threads} | {t.buyer_id for t in threads})
-                    )
-                )
-            ).all()
-        }
-    return render(request, "inbox.html", user=user, threads=threads, users=others, thread=None)
+        rows = await inbox_rows(session, user)
+    return render(request, "inbox.html", user=user, rows=rows, current_thread_id=None)
 
 
 async def thread_page(request: web.Request) -> web.StreamResponse:
@@ -174,6 +253,7 @@ async def thread_page(request: web.Request) -> web.StreamResponse:
         decision = await decide_start(
             session, caller=user, thread=thread, now=utcnow(), settings=settings
         )
+        rows = await inbox_rows(session, user)
     return render(
         request,
         "thread.html",
@@ -184,7 +264,25 @@ async def thread_page(request: web.Request) -> web.StreamResponse:
         messages=messages,
         blocked=blocked,
         decision=decision,
+        rows=rows,
+        current_thread_id=thread.id,
     )
+
+
+async def review_console(request: web.Request) -> web.StreamResponse:
+    """The reviewer console; its data comes from the review API (``/api/v1/review/...``)."""
+    user = await page_user(request)
+    if user.role not in ("reviewer", "admin"):
+        return render(
+            request,
+            "error.html",
+            status=403,
+            user=user,
+            title="Reviewers only",
+            message="The review console is open to compliance reviewers and administrators only.",
+            hint="If you need access, ask an administrator to give your account the reviewer role.",
+        )
+    return render(request, "review.html", user=user)
 
 
 def add_routes(app: web.Application) -> None:
@@ -195,4 +293,5 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post("/logout", logout)
     app.router.add_get("/inbox", inbox)
     app.router.add_get("/inbox/threads/{thread_id}", thread_page)
+    app.router.add_get("/review", review_console)
     app.router.add_static("/static", WEB_DIR / "static", append_version=True)
