@@ -25,8 +25,10 @@ import asyncio
 import json
 import multiprocessing
 import os
+import shutil
 import statistics
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
@@ -39,6 +41,7 @@ from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.contrib.media import MediaRelay
 from aiortc.mediastreams import MediaStreamTrack
 
+from recorder import CallRecorder
 from signaling import aiortc_patches
 from signaling.media_bridge import CallMediaBridge
 from signaling.media_sink import EncodedFrame, MediaKind
@@ -124,8 +127,11 @@ class StockRelayCall:
 
 
 class BridgeCall:
-    def __init__(self, call_id: str) -> None:
-        self.sink = CountingSink()
+    """The bridge with a counting sink, or with the real recorder ("recorded" pipeline)."""
+
+    def __init__(self, call_id: str, record_to: Path | None = None) -> None:
+        self.recorder = CallRecorder(call_id, record_to / call_id) if record_to else None
+        self.sink: CountingSink | CallRecorder = self.recorder or CountingSink()
         self.bridge = CallMediaBridge(call_id, sink=self.sink)
 
     async def accept_offer(self, participant_id: str, offer_sdp: str) -> str:
@@ -145,6 +151,8 @@ class BridgeCall:
 
     async def aclose(self) -> None:
         await self.bridge.aclose()
+        if self.recorder is not None:
+            await self.recorder.aclose()
 
 
 class LoopLagMonitor:
@@ -167,6 +175,8 @@ class LoopLagMonitor:
 
 async def serve(mode: str, conn: Connection) -> None:
     aiortc_patches.limit_ice_host_addresses(["127.0.0.1"])
+    # process_time() counts every thread of this process: the recorder's worker included.
+    record_to = Path(tempfile.mkdtemp(prefix="bench-recordings-"))
     calls: dict[str, BridgeCall | StockRelayCall] = {}
     lag = LoopLagMonitor()
     lag_task = asyncio.create_task(lag.run(), name="loop-lag")
@@ -182,9 +192,12 @@ async def serve(mode: str, conn: Connection) -> None:
                 call = calls.get(request["call"])
                 if call is None:
                     call_id = request["call"]
-                    call = calls[call_id] = (
-                        BridgeCall(call_id) if mode == "bridge" else StockRelayCall()
-                    )
+                    if mode == "stock":
+                        call = calls[call_id] = StockRelayCall()
+                    else:
+                        call = calls[call_id] = BridgeCall(
+                            call_id, record_to if mode == "recorded" else None
+                        )
                 reply["answer"] = await call.accept_offer(request["participant"], request["sdp"])
             elif op == "start":
                 lag.samples.clear()
@@ -222,6 +235,7 @@ async def serve(mode: str, conn: Connection) -> None:
     server.close()
     lag_task.cancel()
     await asyncio.gather(lag_task, return_exceptions=True)
+    shutil.rmtree(record_to, ignore_errors=True)
 
 
 def server_main(mode: str, conn: Connection) -> None:
@@ -385,8 +399,8 @@ async def main() -> None:
     )
     parser.add_argument(
         "--pipelines",
-        default="bridge,stock",
-        help="comma-separated: bridge, stock (default both)",
+        default="bridge,recorded,stock",
+        help="comma-separated: bridge, recorded (bridge + recorder), stock (default all)",
     )
     args = parser.parse_args()
     aiortc_patches.limit_ice_host_addresses(["127.0.0.1"])
@@ -409,6 +423,16 @@ async def main() -> None:
             f"stock/bridge server CPU per call-second: {ratio:.1f}x, per delivered frame: "
             f"{per_frame:.1f}x (goal: bridge at most 1/10 of stock per call: "
             f"{'met' if ratio >= 10 else 'NOT met'})"
+        )
+    if "bridge" in results and "recorded" in results:
+        added = (
+            results["recorded"].cpu_per_call_second
+            / max(results["bridge"].cpu_per_call_second, 1e-9)
+            - 1
+        )
+        print(
+            f"recording adds {added * 100:+.1f} % to the server CPU of a forwarded call "
+            f"(goal: at most +10 %: {'met' if added <= 0.10 else 'NOT met'})"
         )
     print(
         f"bench took {time.monotonic() - started:.0f} s; median loop lag across pipelines "
