@@ -50,6 +50,7 @@ from server.db.models import CallEvent as CallEventRow
 from server.eligibility_snapshots import LIVE_CALL_STATES, decide_ongoing, decide_start
 from server.eligibility_watch import EligibilityChange
 from server.messages import CONTACT_DETAILS_FLAG, add_message, add_system_message
+from server.recording_service import apply_review_decision
 from server.settings import Settings
 from signaling import ws_limits
 from signaling.call_state import (
@@ -791,6 +792,9 @@ class CallService:
                         data={"detail": reason, **extra},
                     )
                 )
+                if found.sampled is not None:
+                    # The review decision was drawn at the end; a report makes it mandatory.
+                    await apply_review_decision(session, found, self._settings)
                 await session.flush()
                 report_id = report.id
         log.info("call=%s reported (%s)", call_id, reason)

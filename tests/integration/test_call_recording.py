@@ -133,3 +133,34 @@ async def test_a_call_through_the_bridge_yields_two_checked_recordings(
     assert stored.sample_rate == 1.0
     assert stored.sample_key_id == "k1"
     assert stored.sample_draw is not None and 0 <= stored.sample_draw < 1
+
+
+async def test_a_report_after_the_call_makes_review_mandatory(
+    calls: CallHarness, settings: Settings
+) -> None:
+    # The module samples everything; turn the draw off for this call via the admin policy.
+    await calls.host.user("adm", "admin")
+    admin, csrf = await calls.signed_in("adm")
+    resp = await admin.put(
+        "/api/v1/admin/policy", json={"review_sample_rate": 0.0}, headers={"X-CSRF-Token": csrf}
+    )
+    assert resp.status == 200
+    call_id, seller, buyer = await calls.connected_call()
+    await seller.ws.ok("hang_up", call_id=call_id)
+    await calls.ended(call_id, seller.ws, buyer.ws)
+    before = await calls.call_row(call_id)
+    assert (before.sampled, before.review_required, before.sample_rate) == (False, False, 0.0)
+
+    buyer_http, buyer_csrf = await calls.signed_in(buyer.ws.user_id)
+    resp = await buyer_http.post(
+        f"/api/v1/calls/{call_id}/report",
+        json={"reason": "off_platform_contact", "details": "asked for my phone number"},
+        headers={"X-CSRF-Token": buyer_csrf},
+    )
+    assert resp.status == 201, await resp.text()
+    after = await calls.call_row(call_id)
+    assert after.review_required is True
+    assert after.sampled is False  # the draw itself is kept as it was
+    assert after.mandatory_reasons == ["reported_by_participant"]
+    queue = await (await admin.get("/api/v1/review/queue?kind=mandatory")).json()
+    assert [c["call_id"] for c in queue["calls"]] == [call_id]
