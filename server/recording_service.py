@@ -14,6 +14,7 @@ import hashlib
 import hmac
 import logging
 import shutil
+from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -35,6 +36,19 @@ RecordingStore = RecordingStorage
 async def check_store(store: RecordingStore) -> None:
     """Readiness: the storage answers (a missing probe object is a fine answer)."""
     await store.exists("readiness-probe")
+
+
+DELETABLE_STATES = ("finalised", "interrupted")
+
+
+async def tombstone_recording(
+    store: RecordingStore, row: Recording, *, reason: str, now: datetime
+) -> None:
+    """Delete the bytes and keep the row as a tombstone saying when and why."""
+    await store.delete(row.storage_key)
+    row.state = "deleted"
+    row.deleted_at = now
+    row.deleted_reason = reason
 
 
 def sampling_key(settings: Settings) -> bytes:

@@ -24,7 +24,7 @@ from server.audit import audit
 from server.clock import utcnow
 from server.db.models import Call, Recording, Review
 from server.policy import effective_policy
-from server.recording_service import RecordingStore
+from server.recording_service import DELETABLE_STATES, RecordingStore, tombstone_recording
 from server.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -64,7 +64,7 @@ class RetentionJob:
                     select(Recording, Call, Review)
                     .join(Call, Call.id == Recording.call_id)
                     .outerjoin(Review, Review.call_id == Recording.call_id)
-                    .where(Recording.state.in_(("finalised", "interrupted")))
+                    .where(Recording.state.in_(DELETABLE_STATES))
                 )
             ).all()
         policy = RetentionSettings(
@@ -92,12 +92,9 @@ class RetentionJob:
     async def _delete(self, recording_id: str, reason: str, now: datetime) -> None:
         async with self._db() as session, session.begin():
             row = await session.get(Recording, recording_id, with_for_update=True)
-            if row is None or row.state not in ("finalised", "interrupted"):
+            if row is None or row.state not in DELETABLE_STATES:
                 return
-            await self._store.delete(row.storage_key)
-            row.state = "deleted"
-            row.deleted_at = now
-            row.deleted_reason = f"retention: {reason}"
+            await tombstone_recording(self._store, row, reason=f"retention: {reason}", now=now)
             audit(
                 session,
                 actor_id=RETENTION_ACTOR,

@@ -7,6 +7,7 @@ and every replay, claim, verdict and deletion leaves one audit row.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Annotated, Literal
 
@@ -59,13 +60,13 @@ from server.db.models import (
 )
 from server.errors import ApiError, error_response, not_found
 from server.policy import effective_policy
+from server.recording_service import DELETABLE_STATES, tombstone_recording
 from server.serialize import user_out
 from signaling.contact_details import find_contact_details
 
 CallId = Annotated[str, Field(min_length=1, max_length=64)]
 RecordingId = Annotated[str, Field(min_length=1, max_length=64)]
 REPLAY_GRANT_SECONDS = 600
-_DELETABLE_STATES = ("finalised", "interrupted")
 
 
 async def reviewer(request: web.Request, session: AsyncSession) -> User:
@@ -368,7 +369,7 @@ async def grant_replay(
             raise ApiError(
                 410, "recording_deleted", f"This recording was deleted: {row.deleted_reason}."
             )
-        if row.state not in _DELETABLE_STATES:
+        if row.state not in DELETABLE_STATES:
             raise ApiError(409, "recording_not_ready", "This recording is still being finalised.")
         audit(
             session,
@@ -421,7 +422,7 @@ async def recording_media(
         ) from exc
     if data != {"r": recording_id, "u": user.id}:
         raise ApiError(403, "replay_grant_invalid", "Start the replay from the review console.")
-    if row is None or row.state not in _DELETABLE_STATES:
+    if row is None or row.state not in DELETABLE_STATES:
         raise not_found("recording")
     storage = request.app[RECORDING_STORAGE]
     try:
@@ -559,30 +560,15 @@ async def delete_recording(
     Tags: admin
     """
     storage = request.app[RECORDING_STORAGE]
-    async with request.app[DB]() as session, session.begin():
-        user = await admin(request, session)
-        row = await session.get(Recording, recording_id, with_for_update=True)
-        if row is None:
-            raise not_found("recording")
-        if row.state not in _DELETABLE_STATES:
+
+    async def delete(row: Recording) -> None:
+        if row.state not in DELETABLE_STATES:
             raise ApiError(
                 409, "not_deletable", f"A recording in state {row.state!r} cannot be deleted."
             )
-        await storage.delete(row.storage_key)
-        row.state = "deleted"
-        row.deleted_at = utcnow()
-        row.deleted_reason = f"admin: {body.reason}"
-        audit(
-            session,
-            actor_id=user.id,
-            action="recording.delete",
-            target_type="recording",
-            target_id=row.id,
-            reason=body.reason,
-            call_id=row.call_id,
-        )
-        out = recording_out(row)
-    return web.json_response(out.model_dump(mode="json"))
+        await tombstone_recording(storage, row, reason=f"admin: {body.reason}", now=utcnow())
+
+    return await _admin_changes_recording(request, recording_id, body, "recording.delete", delete)
 
 
 @api_handler
@@ -600,19 +586,34 @@ async def release_recording(
 
     Tags: admin
     """
+
+    async def release(row: Recording) -> None:
+        if row.hold != "violation":
+            raise ApiError(409, "not_held", "This recording is not held for a violation.")
+        row.hold = "released"
+        row.hold_released_at = utcnow()
+
+    return await _admin_changes_recording(request, recording_id, body, "recording.release", release)
+
+
+async def _admin_changes_recording(
+    request: web.Request,
+    recording_id: str,
+    body: ReasonIn,
+    action: str,
+    change: Callable[[Recording], Awaitable[None]],
+) -> web.Response:
+    """An admin's change to one recording, with its reason, in one audited transaction."""
     async with request.app[DB]() as session, session.begin():
         user = await admin(request, session)
         row = await session.get(Recording, recording_id, with_for_update=True)
         if row is None:
             raise not_found("recording")
-        if row.hold != "violation":
-            raise ApiError(409, "not_held", "This recording is not held for a violation.")
-        row.hold = "released"
-        row.hold_released_at = utcnow()
+        await change(row)
         audit(
             session,
             actor_id=user.id,
-            action="recording.release",
+            action=action,
             target_type="recording",
             target_id=row.id,
             reason=body.reason,

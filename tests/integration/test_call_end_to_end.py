@@ -9,52 +9,24 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
 
 import pytest
-from aiohttp.test_utils import TestServer
 from sqlalchemy import select
 
 from server.db.models import Message
-from signaling import aiortc_patches
-from tests.support.encoded_media import EncodedClip, encoded_clip
+from tests.support.encoded_media import EncodedClip
 from tests.support.media_peers import MediaClient
 from tests.support.rtc_client import (
     CallHarness,
     CodecSpy,
-    SignedIn,
     assert_in_order_slice,
     assert_in_order_subsequence,
 )
-from tests.support.service import Host
 
 pytestmark = pytest.mark.integration
 
 # A receiver's jitter buffer holds back the latest frame (video) or four (audio).
 JITTER_LAG = {"video": 1, "audio": 4}
-
-
-@pytest.fixture(scope="module")
-def clip() -> EncodedClip:
-    return encoded_clip()
-
-
-@pytest.fixture(autouse=True)
-def loopback_only() -> Iterator[None]:
-    aiortc_patches.limit_ice_host_addresses(["127.0.0.1"])
-    yield
-    aiortc_patches.limit_ice_host_addresses(None)
-
-
-@pytest.fixture
-async def calls(
-    server: TestServer, host: Host, signed_in: SignedIn, clip: EncodedClip
-) -> AsyncIterator[CallHarness]:
-    harness = CallHarness(server, host, signed_in, clip)
-    try:
-        yield harness
-    finally:
-        await harness.close()
 
 
 def sent(peer: MediaClient, kind: str) -> list[bytes]:

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import aioice.stun
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestServer
 from sqlalchemy import select
 
 from server.app import create_app
@@ -27,10 +26,9 @@ from server.settings import Settings
 from signaling import aiortc_patches
 from signaling.media_bridge import CallMediaBridge
 from signaling.media_sink import EncodedFrame, MediaKind
-from tests.support.encoded_media import EncodedClip, encoded_clip
 from tests.support.media_peers import MediaClient
-from tests.support.rtc_client import CallHarness, Participant, SignedIn
-from tests.support.service import AUTH, Host, make_settings
+from tests.support.rtc_client import CallHarness, Participant
+from tests.support.service import AUTH, make_settings
 from tests.support.ws_client import WsClient
 
 pytestmark = pytest.mark.integration
@@ -93,30 +91,6 @@ def app(settings: Settings, recording: RecordingSpy) -> web.Application:
 
     app.cleanup_ctx.append(recording_spy_ctx)
     return app
-
-
-@pytest.fixture(scope="module")
-def clip() -> EncodedClip:
-    return encoded_clip()
-
-
-@pytest.fixture(autouse=True)
-def loopback_only() -> Iterator[None]:
-    aiortc_patches.limit_ice_host_addresses(["127.0.0.1"])
-    yield
-    aiortc_patches.limit_ice_host_addresses(None)
-
-
-@pytest.fixture
-async def calls(
-    server: TestServer, host: Host, signed_in: SignedIn, clip: EncodedClip
-) -> AsyncIterator[CallHarness]:
-    harness = CallHarness(server, host, signed_in, clip)
-    harness.watch_transitions()
-    try:
-        yield harness
-    finally:
-        await harness.close()
 
 
 def small(**values: float) -> Any:

@@ -6,21 +6,17 @@ sample drawn (forced to 1.0 here) puts the call in the reviewers' queue.
 from __future__ import annotations
 
 import subprocess
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import av
 import pytest
-from aiohttp.test_utils import TestServer
 from sqlalchemy import select
 
 from server.appkeys import DB, RECORDINGS
 from server.db.models import Recording
 from server.settings import Settings
-from signaling import aiortc_patches
-from tests.support.encoded_media import EncodedClip, encoded_clip
-from tests.support.rtc_client import CallHarness, SignedIn
-from tests.support.service import Host, make_settings
+from tests.support.rtc_client import CallHarness
+from tests.support.service import make_settings
 from tests.support.tools import require_tool
 
 pytestmark = [pytest.mark.integration, pytest.mark.needs_ffmpeg]
@@ -29,29 +25,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.needs_ffmpeg]
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     return make_settings(tmp_path, review_sample_rate=1.0)
-
-
-@pytest.fixture(scope="module")
-def clip() -> EncodedClip:
-    return encoded_clip()
-
-
-@pytest.fixture(autouse=True)
-def loopback_only() -> Iterator[None]:
-    aiortc_patches.limit_ice_host_addresses(["127.0.0.1"])
-    yield
-    aiortc_patches.limit_ice_host_addresses(None)
-
-
-@pytest.fixture
-async def calls(
-    server: TestServer, host: Host, signed_in: SignedIn, clip: EncodedClip
-) -> AsyncIterator[CallHarness]:
-    harness = CallHarness(server, host, signed_in, clip)
-    try:
-        yield harness
-    finally:
-        await harness.close()
 
 
 def packet_counts(path: Path) -> tuple[dict[str, str], dict[str, int], float]:

@@ -11,7 +11,7 @@ import asyncio
 import socket
 import threading
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import aiortc.codecs
@@ -20,7 +20,6 @@ import aiortc.codecs.opus
 import aiortc.codecs.vpx
 import aiortc.rtcrtpreceiver
 import aiortc.rtcrtpsender
-import av
 import pytest
 
 from signaling import aiortc_patches
@@ -31,8 +30,9 @@ from signaling.media_errors import (
     UnknownParticipantError,
 )
 from signaling.media_sink import EncodedFrame, MediaKind
-from tests.support.encoded_media import EncodedClip, encoded_clip
+from tests.support.encoded_media import EncodedClip
 from tests.support.media_peers import MediaClient, Progress
+from tests.support.rtc_client import CodecSpy
 
 pytestmark = pytest.mark.integration
 
@@ -109,18 +109,6 @@ class Call:
         await self.bridge.aclose()
 
 
-@pytest.fixture(scope="module")
-def clip() -> EncodedClip:
-    return encoded_clip()
-
-
-@pytest.fixture(autouse=True)
-def loopback_only() -> Iterator[None]:
-    aiortc_patches.limit_ice_host_addresses(["127.0.0.1"])
-    yield
-    aiortc_patches.limit_ice_host_addresses(None)
-
-
 @pytest.fixture
 async def call(clip: EncodedClip) -> AsyncIterator[Call]:
     call = Call(clip)
@@ -128,51 +116,6 @@ async def call(clip: EncodedClip) -> AsyncIterator[Call]:
         yield call
     finally:
         await call.close()
-
-
-class CodecSpy:
-    """Counts every encoder, decoder and codec context aiortc or PyAV construct."""
-
-    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        self.calls: Counter[str] = Counter()
-        spy = self
-
-        def counting(name: str, original: Callable[..., Any]) -> Callable[..., Any]:
-            def wrapper(*args: Any, **kwargs: Any) -> Any:
-                spy.calls[name] += 1
-                return original(*args, **kwargs)
-
-            return wrapper
-
-        monkeypatch.setattr(
-            aiortc.rtcrtpsender,
-            "get_encoder",
-            counting("get_encoder", aiortc.rtcrtpsender.get_encoder),
-        )
-        monkeypatch.setattr(
-            aiortc.rtcrtpreceiver,
-            "get_decoder",
-            counting("get_decoder", aiortc.rtcrtpreceiver.get_decoder),
-        )
-        for module, name in (
-            (aiortc.codecs.vpx, "Vp8Encoder"),
-            (aiortc.codecs.vpx, "Vp8Decoder"),
-            (aiortc.codecs.h264, "H264Encoder"),
-            (aiortc.codecs.h264, "H264Decoder"),
-            (aiortc.codecs.opus, "OpusEncoder"),
-            (aiortc.codecs.opus, "OpusDecoder"),
-        ):
-            cls = getattr(module, name)
-            monkeypatch.setattr(cls, "__init__", counting(name, cls.__init__))
-
-        class SpyCodecContext:
-            @staticmethod
-            def create(*args: Any, **kwargs: Any) -> Any:
-                spy.calls["CodecContext.create"] += 1
-                return av.codec.context.CodecContext.create(*args, **kwargs)
-
-        for module in (av, aiortc.codecs.vpx, aiortc.codecs.opus):
-            monkeypatch.setattr(module, "CodecContext", SpyCodecContext)
 
 
 def assert_in_order_slice(received: list[bytes], sent: list[bytes]) -> None:

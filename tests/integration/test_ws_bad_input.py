@@ -10,49 +10,22 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp.test_utils import TestServer
 from itsdangerous import TimestampSigner
 
 from server.calls.join_links import make_join_token
 from server.settings import Settings
 from server.ws.connection import Connection
-from signaling import aiortc_patches, ws_limits
+from signaling import ws_limits
 from signaling.ws_protocol import PingMessage
-from tests.support.encoded_media import EncodedClip, encoded_clip
-from tests.support.rtc_client import CallHarness, Participant, SignedIn
-from tests.support.service import Host
+from tests.support.rtc_client import CallHarness, Participant
 from tests.support.ws_client import WsClient
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def clip() -> EncodedClip:
-    return encoded_clip()
-
-
-@pytest.fixture(autouse=True)
-def loopback_only() -> Iterator[None]:
-    aiortc_patches.limit_ice_host_addresses(["127.0.0.1"])
-    yield
-    aiortc_patches.limit_ice_host_addresses(None)
-
-
-@pytest.fixture
-async def calls(
-    server: TestServer, host: Host, signed_in: SignedIn, clip: EncodedClip
-) -> AsyncIterator[CallHarness]:
-    harness = CallHarness(server, host, signed_in, clip)
-    harness.watch_transitions()
-    try:
-        yield harness
-    finally:
-        await harness.close()
 
 
 class Bystanders:
