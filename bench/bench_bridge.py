@@ -144,6 +144,10 @@ class BridgeCall:
             "frames_to_sink": stats.frames_to_sink,
             "keyframe_requests_sent": sum(s.keyframe_requests_sent for s in stats.streams),
         }
+        if self.recorder is not None:
+            totals["recorder_worker_cpu_ms"] = round(
+                self.recorder.stats().worker_cpu_seconds * 1000
+            )
         for kind in ("video", "audio"):
             totals[f"{kind}_in"] = sum(s.frames_in for s in stats.streams if s.kind == kind)
             totals[f"{kind}_out"] = sum(s.frames_out for s in stats.streams if s.kind == kind)

@@ -89,6 +89,9 @@ class RecorderStats:
     queue_depth: int
     queue_high_water: int
     participants: dict[str, ParticipantRecordingStats]
+    # CPU time the worker thread has used so far (muxing, file writes): what recording
+    # costs beside the loop-side enqueueing.
+    worker_cpu_seconds: float = 0.0
 
 
 @dataclass(slots=True)
@@ -441,6 +444,7 @@ class CallRecorder:
         # the worker for a frame.
         self._pending: collections.deque[_QueueItem] = collections.deque()
         self._wake = threading.Event()
+        self._worker_cpu = 0.0
         self._high_water = 0
         self._intake: dict[str, _IntakeCounters] = {}
         self._closing = False
@@ -520,6 +524,7 @@ class CallRecorder:
             queue_depth=len(self._pending),
             queue_high_water=self._high_water,
             participants=participants,
+            worker_cpu_seconds=self._worker_cpu,
         )
 
     async def wait_written(self) -> None:
@@ -559,6 +564,7 @@ class CallRecorder:
         try:
             while end_at is None:
                 if not self._pending:
+                    self._worker_cpu = time.thread_time()
                     self._wake.wait(_DRAIN_INTERVAL_S)
                     self._wake.clear()
                 while self._pending:
