@@ -143,6 +143,6 @@ async def seed_demo(settings: Settings) -> str:
             await seed(session)
     finally:
         await engine.dispose()
-    lines = ["Seeded demo data. Threads as seen by Sam Seller:"]
+    lines = ["Seeded demo data. Threads, as seen by their seller:"]
     lines += [f"  {t.id:<18} {t.expected}" for t in DEMO_THREADS]
     return "\n".join(lines)
