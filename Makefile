@@ -19,11 +19,13 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $(STAMP)
 
-# Debian packages the tests need: headless Chromium for pages, ffmpeg's ffprobe for recordings.
+# Debian packages the tests need: headless Chromium for pages, ffmpeg's ffprobe for
+# recordings, a PostgreSQL server (started by the tests themselves, on loopback).
 system-deps:
 	@missing=""; \
 	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
 	command -v ffprobe >/dev/null 2>&1 || missing="$$missing ffmpeg"; \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing Debian packages:$$missing"; \
 		$(SUDO) apt-get update -qq && \
