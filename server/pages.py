@@ -33,11 +33,12 @@ WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 TEMPLATES = web.AppKey("templates", jinja2.Environment)
 
 
-_URL = re.compile(r"https?://[^\s<>\"']+")
+# Only our own join links (site-relative, or under INBOXCALL_PUBLIC_URL) become links.
+_URL = re.compile(r"(?:https?://[^\s<>\"'/]+)?/calls/[A-Za-z0-9_-]+/join\?token=[^\s<>\"']+")
 
 
 def linkify(text: str) -> Markup:
-    """Escape ``text`` and turn its http(s) addresses into links.
+    """Escape ``text`` and turn the call join links in it into links.
 
     Only for system messages, which the service writes itself (a call's join link);
     people's own messages are never linkified, so the inbox does not advertise links

@@ -282,6 +282,7 @@ class CallMediaBridge:
                 raise MediaNegotiationError(
                     "negotiation_failed", f"the offer could not be applied ({type(exc).__name__})"
                 ) from exc
+            self._check_open()
             self._video_codec = video_codec
             self._ensure_watchdog()
             return answer
@@ -543,6 +544,9 @@ class CallMediaBridge:
 
             await pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
             await pc.setLocalDescription(await pc.createAnswer())
+            # aclose() may have run while we awaited: it could not see this leg yet, so
+            # nobody else would ever close it.
+            self._check_open()
         except BaseException:
             await self._close_leg(leg)
             raise
@@ -730,7 +734,7 @@ class CallMediaBridge:
                 logger.exception("call=%s on_leg_state callback failed", self.call_id)
 
     def _ensure_watchdog(self) -> None:
-        if self._watchdog is None:
+        if self._watchdog is None and self._closing is None:
             self._watchdog = asyncio.get_running_loop().create_task(
                 self._watch_liveness(), name=f"media-liveness-{self.call_id}"
             )

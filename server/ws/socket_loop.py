@@ -83,7 +83,9 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
         ws,
         connection_id=new_connection_id(),
         user_id=user_id,
-        base_url=settings.base_url(f"{request.scheme}://{request.host}"),
+        # Never from the request's Host header: a client could make join links (shown to
+        # the buyer and stored in the thread) point at any site. Relative unless configured.
+        base_url=(settings.public_url or "").rstrip("/"),
         abort=lambda: _abort(request),
     )
     if presence.count(user_id) >= ws_limits.MAX_CONNECTIONS_PER_USER:

@@ -14,6 +14,7 @@ from collections import Counter
 from collections.abc import AsyncIterator
 from typing import Any
 
+import aiortc
 import aiortc.codecs
 import aiortc.codecs.h264
 import aiortc.codecs.opus
@@ -510,3 +511,40 @@ async def test_aclose_twice_leaves_nothing_running(clip: EncodedClip) -> None:
     leftover = [t for t in asyncio.all_tasks() if t is not asyncio.current_task() and not t.done()]
     assert leftover == []
     assert not [t for t in threading.enumerate() if t.name.endswith("-decoder")]
+
+
+async def test_closing_while_an_offer_is_answered_leaves_nothing_behind(
+    clip: EncodedClip, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The call ends (hang-up, timer) while the bridge is still answering an offer.
+    bridge = CallMediaBridge("race")
+    client = MediaClient(clip, Progress())
+    answering = asyncio.Event()
+    release = asyncio.Event()
+    created: list[Any] = []
+    original = aiortc.RTCPeerConnection.setLocalDescription
+
+    async def slow_set_local(pc: Any, *args: Any, **kwargs: Any) -> Any:
+        created.append(pc)
+        answering.set()
+        await release.wait()
+        return await original(pc, *args, **kwargs)
+
+    try:
+        offer_sdp = await client.create_offer()  # before the patch: only the bridge is slow
+        monkeypatch.setattr(aiortc.RTCPeerConnection, "setLocalDescription", slow_set_local)
+        offer = asyncio.create_task(bridge.accept_offer("seller", offer_sdp))
+        await asyncio.wait_for(answering.wait(), 10)
+        closing = asyncio.create_task(bridge.aclose())
+        await asyncio.sleep(0)
+        release.set()
+        with pytest.raises(MediaNegotiationError) as raised:
+            await offer
+        assert raised.value.code == "bridge_closed"
+        await closing
+        assert [pc.connectionState for pc in created] == ["closed"]
+        assert bridge.leg_state("seller") is None
+        assert bridge._watchdog is None  # no liveness loop left running
+    finally:
+        await bridge.aclose()
+        await client.close()

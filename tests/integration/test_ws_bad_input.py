@@ -383,3 +383,26 @@ async def test_bad_join_links(
         "ended",
         "cancelled",
     )
+
+
+async def test_a_spoofed_host_header_cannot_steer_the_join_link(calls: CallHarness) -> None:
+    # Origin and Host both forged alike pass the same-origin check; the join link must
+    # still not take its address from them.
+    seller_id, _buyer_id, thread_id = await calls.host.eligible_pair("host")
+    client = await calls.client(seller_id)
+    forged = "evil.example"
+    ws = WsClient(
+        await client.ws_connect(
+            "/api/v1/ws", headers={"Host": forged, "Origin": f"http://{forged}"}
+        )
+    )
+    ws.hello = await ws.wait_for("hello")
+    try:
+        started = await ws.ok("start_call", thread_id=thread_id, recording_notice_accepted=True)
+        assert started["join_url"].startswith(f"/calls/{started['call_id']}/join?token=")
+        assert forged not in started["join_url"]
+        await ws.ok("cancel_call", call_id=started["call_id"])
+        for text in await calls.system_messages(thread_id):
+            assert forged not in text
+    finally:
+        await ws.close()
