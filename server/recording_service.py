@@ -10,16 +10,18 @@ Everything heavy (remuxing, hashing, uploads) runs in the recorder's threads or
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import hmac
 import logging
-import shutil
 from datetime import datetime
+from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from recorder import CallRecorder, FinalisedRecording, find_unfinished_recordings, recover_recording
+from recorder import CallRecorder, FinalisedRecording, recover_recording
+from recorder.finalise import MANIFEST_SUFFIX
 from recorder.sampling import ReviewSampler, RiskSignals
 from recorder.storage import LocalDirectoryStorage, RecordingStorage, S3Storage
 from server.clock import utcnow
@@ -80,7 +82,11 @@ async def apply_review_decision(session: AsyncSession, call: Call, settings: Set
         call.sampled = decision.drawn
     reasons = list(signals.reasons())
     call.mandatory_reasons = reasons
-    call.review_required = bool(call.sampled) or bool(reasons)
+    # A drawn call with nothing recorded (declined, missed) has nothing to review.
+    recorded = await session.scalar(
+        select(func.count()).select_from(Recording).where(Recording.call_id == call.id)
+    )
+    call.review_required = (bool(call.sampled) and bool(recorded)) or bool(reasons)
 
 
 class RecordingService:
@@ -110,16 +116,31 @@ class RecordingService:
     async def call_ended(self, call_id: str) -> None:
         """Finalise and store the call's recordings, then decide on review."""
         recorder = self._recorders.pop(call_id, None)
-        results = await recorder.aclose() if recorder is not None else []
-        await self._store_results(call_id, results, interrupted=False)
+        results: list[FinalisedRecording] = []
+        if recorder is not None:
+            try:
+                results = await recorder.aclose()
+            except Exception:
+                # What is on disk stays in staging; the next start-up recovers it.
+                log.exception("call %s: finalising the recordings failed", call_id)
+        await self._store_results(call_id, results)
 
-    async def _store_results(
-        self, call_id: str, results: list[FinalisedRecording], *, interrupted: bool
-    ) -> None:
+    async def _store_results(self, call_id: str, results: list[FinalisedRecording]) -> None:
+        """Store what can be stored, write its rows, and always write the review decision.
+
+        A file whose upload fails stays in staging (finalised), so the next start-up
+        stores it; only stored files leave staging.
+        """
         stored: list[tuple[FinalisedRecording, str]] = []
         for result in results:
             key = f"{call_id}/{result.path.name}"
-            await self._store.put(key, result.path)
+            try:
+                await self._store.put(key, result.path)
+            except Exception:
+                log.exception(
+                    "call %s: storing a recording failed; kept for the next start-up", call_id
+                )
+                continue
             stored.append((result, key))
         async with self._db() as session, session.begin():
             call = await session.get(Call, call_id)
@@ -139,7 +160,7 @@ class RecordingService:
                     row = Recording(call_id=call_id, participant_id=result.participant_id)
                     session.add(row)
                 row.storage_key = key
-                row.state = "interrupted" if (interrupted or result.interrupted) else "finalised"
+                row.state = "interrupted" if result.interrupted else "finalised"
                 row.mime_type = result.mime_type
                 row.video_codec = result.video_codec
                 row.audio_codec = result.audio_codec
@@ -150,18 +171,22 @@ class RecordingService:
                 row.video_frames = result.video_frames
                 row.audio_frames = result.audio_frames
                 row.finalised_at = utcnow()
-            if interrupted:
+            if any(result.interrupted for result, _ in stored):
                 call.interrupted = True
+            await session.flush()
             await apply_review_decision(session, call, self._settings)
-        directory = self._staging / call_id
-        await asyncio.to_thread(shutil.rmtree, directory, True)
-        log.info("call %s: %d recording(s) stored", call_id, len(stored))
+        await asyncio.to_thread(_remove_stored, self._staging / call_id, [r for r, _ in stored])
+        log.info("call %s: %d of %d recording(s) stored", call_id, len(stored), len(results))
 
     async def recover_interrupted(self) -> list[str]:
-        """Finalise what a dead process left on disk; mark calls and recordings interrupted."""
+        """Store what a previous process left in staging: recordings it was still writing
+        (finalised now from disk and marked interrupted) and finalised ones it had not
+        stored yet."""
         if not self._staging.exists():
             return []
-        manifests = await asyncio.to_thread(find_unfinished_recordings, self._staging)
+        manifests = await asyncio.to_thread(
+            lambda: sorted(self._staging.rglob(f"*{MANIFEST_SUFFIX}"))
+        )
         by_call: dict[str, list[FinalisedRecording]] = {}
         for manifest in manifests:
             try:
@@ -171,7 +196,7 @@ class RecordingService:
                 continue
             by_call.setdefault(result.call_id, []).append(result)
         for call_id, results in by_call.items():
-            await self._store_results(call_id, results, interrupted=True)
+            await self._store_results(call_id, results)
         return sorted(by_call)
 
     async def aclose(self) -> None:
@@ -181,6 +206,15 @@ class RecordingService:
                 await self.call_ended(call_id)
             except Exception:
                 log.exception("call %s: finalising the recording failed at shutdown", call_id)
+
+
+def _remove_stored(directory: Path, stored: list[FinalisedRecording]) -> None:
+    for result in stored:
+        stem = result.path.name.rsplit(".", 1)[0]
+        result.path.unlink(missing_ok=True)
+        (result.path.parent / f"{stem}{MANIFEST_SUFFIX}").unlink(missing_ok=True)
+    with contextlib.suppress(OSError):
+        directory.rmdir()  # only when nothing is left behind
 
 
 def make_store(settings: Settings) -> RecordingStore:

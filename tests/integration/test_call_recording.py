@@ -12,7 +12,8 @@ import av
 import pytest
 from sqlalchemy import select
 
-from server.appkeys import DB, RECORDINGS
+from recorder.storage import StorageError
+from server.appkeys import DB, RECORDING_STORAGE, RECORDINGS
 from server.db.models import Recording
 from server.settings import Settings
 from tests.support.rtc_client import CallHarness
@@ -137,3 +138,38 @@ async def test_a_report_after_the_call_makes_review_mandatory(
     assert after.mandatory_reasons == ["reported_by_participant"]
     queue = await (await admin.get("/api/v1/review/queue?kind=mandatory")).json()
     assert [c["call_id"] for c in queue["calls"]] == [call_id]
+
+
+async def test_a_failed_upload_keeps_the_recording_for_the_next_start(
+    calls: CallHarness, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = calls.app[RECORDING_STORAGE]
+    real_put = store.put
+
+    async def storage_down(key: str, local_path: Path) -> object:
+        raise StorageError("storage unreachable", retryable=True)
+
+    monkeypatch.setattr(store, "put", storage_down)
+    call_id, seller, buyer = await calls.connected_call()
+    await seller.ws.ok("hang_up", call_id=call_id)
+    await calls.ended(call_id, seller.ws, buyer.ws)
+
+    row = await calls.call_row(call_id)
+    assert row.sampled is True  # the review decision is written even so
+    async with calls.app[DB]() as session:
+        stored = (
+            await session.scalars(select(Recording).where(Recording.call_id == call_id))
+        ).all()
+    assert stored == []
+    staged = sorted(p.name for p in (settings.data_dir / "recording-staging" / call_id).iterdir())
+    assert [n for n in staged if n.endswith(".webm")], staged
+
+    monkeypatch.setattr(store, "put", real_put)
+    assert await calls.app[RECORDINGS].recover_interrupted() == [call_id]
+    async with calls.app[DB]() as session:
+        stored = (
+            await session.scalars(select(Recording).where(Recording.call_id == call_id))
+        ).all()
+    assert sorted(r.state for r in stored) == ["finalised", "finalised"]
+    assert not (settings.data_dir / "recording-staging" / call_id).exists()
+    assert (await calls.call_row(call_id)).review_required is True
