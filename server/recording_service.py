@@ -17,7 +17,7 @@ import logging
 from datetime import datetime
 from pathlib import Path
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from recorder import CallRecorder, FinalisedRecording, recover_recording
@@ -44,13 +44,28 @@ DELETABLE_STATES = ("finalised", "interrupted")
 
 
 async def tombstone_recording(
-    store: RecordingStore, row: Recording, *, reason: str, now: datetime
-) -> None:
-    """Delete the bytes and keep the row as a tombstone saying when and why."""
-    await store.delete(row.storage_key)
-    row.state = "deleted"
-    row.deleted_at = now
-    row.deleted_reason = reason
+    session: AsyncSession, recording_id: str, *, reason: str, now: datetime
+) -> str | None:
+    """Mark the row deleted, if it still holds bytes; answers the storage key to delete
+    once the transaction commits, or None when someone else deleted it first.
+
+    The row is marked before the bytes go: a failure in between leaves stray bytes and
+    an honest tombstone, never missing bytes without one.
+    """
+    result = await session.execute(
+        update(Recording)
+        .where(Recording.id == recording_id, Recording.state.in_(DELETABLE_STATES))
+        .values(state="deleted", deleted_at=now, deleted_reason=reason)
+        .returning(Recording.storage_key)
+    )
+    return result.scalar_one_or_none()
+
+
+async def delete_bytes(store: RecordingStore, key: str) -> None:
+    try:
+        await store.delete(key)
+    except Exception:
+        log.exception("deleting the bytes of a tombstoned recording failed (key kept in the row)")
 
 
 def sampling_key(settings: Settings) -> bytes:

@@ -24,7 +24,12 @@ from server.audit import audit
 from server.clock import utcnow
 from server.db.models import Call, Recording, Review
 from server.policy import effective_policy
-from server.recording_service import DELETABLE_STATES, RecordingStore, tombstone_recording
+from server.recording_service import (
+    DELETABLE_STATES,
+    RecordingStore,
+    delete_bytes,
+    tombstone_recording,
+)
 from server.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -56,23 +61,27 @@ class RetentionJob:
     async def run_once(self, now: datetime | None = None) -> list[str]:
         """Purge what policy no longer keeps; answers the deleted recording ids."""
         now = now or utcnow()
-        deleted: list[str] = []
         async with self._db() as session:
-            policy_settings = await effective_policy(session, self._settings)
-            rows = (
-                await session.execute(
-                    select(Recording, Call, Review)
-                    .join(Call, Call.id == Recording.call_id)
-                    .outerjoin(Review, Review.call_id == Recording.call_id)
-                    .where(Recording.state.in_(DELETABLE_STATES))
+            candidates = (
+                await session.scalars(
+                    select(Recording.id).where(Recording.state.in_(DELETABLE_STATES))
                 )
             ).all()
-        policy = RetentionSettings(
-            unsampled_days=policy_settings.retention_days,
-            reviewed_clean_days=policy_settings.reviewed_clean_retention_days,
-            released_violation_days=policy_settings.reviewed_clean_retention_days,
-        )
-        for recording, call, review in rows:
+        deleted = [rid for rid in candidates if await self._purge_if_expired(rid, now)]
+        if deleted:
+            log.info("retention purge deleted %d recording(s)", len(deleted))
+        return deleted
+
+    async def _purge_if_expired(self, recording_id: str, now: datetime) -> bool:
+        """Decide on the facts as they are now (a verdict or a report may have landed since
+        the scan), tombstone and audit in one transaction, then delete the bytes."""
+        async with self._db() as session, session.begin():
+            recording = await session.get(Recording, recording_id)
+            call = await session.get(Call, recording.call_id) if recording else None
+            if recording is None or call is None:
+                return False
+            review = await session.get(Review, call.id)
+            policy_settings = await effective_policy(session, self._settings)
             facts = RecordingRetentionFacts(
                 created_at=recording.created_at,
                 sampled=call.review_required,
@@ -80,30 +89,31 @@ class RetentionJob:
                 verdict_at=review.verdict_at if review else None,
                 released_at=recording.hold_released_at,
             )
+            policy = RetentionSettings(
+                unsampled_days=policy_settings.retention_days,
+                reviewed_clean_days=policy_settings.reviewed_clean_retention_days,
+                released_violation_days=policy_settings.reviewed_clean_retention_days,
+            )
             decision = retention_decision(facts, now, policy)
             if decision.keep:
-                continue
-            await self._delete(recording.id, decision.reason.value, now)
-            deleted.append(recording.id)
-        if deleted:
-            log.info("retention purge deleted %d recording(s)", len(deleted))
-        return deleted
-
-    async def _delete(self, recording_id: str, reason: str, now: datetime) -> None:
-        async with self._db() as session, session.begin():
-            row = await session.get(Recording, recording_id, with_for_update=True)
-            if row is None or row.state not in DELETABLE_STATES:
-                return
-            await tombstone_recording(self._store, row, reason=f"retention: {reason}", now=now)
+                return False
+            reason = decision.reason.value
+            key = await tombstone_recording(
+                session, recording_id, reason=f"retention: {reason}", now=now
+            )
+            if key is None:  # another purge or an admin got there first
+                return False
             audit(
                 session,
                 actor_id=RETENTION_ACTOR,
                 action="recording.delete",
                 target_type="recording",
-                target_id=row.id,
+                target_id=recording_id,
                 reason=reason,
-                call_id=row.call_id,
+                call_id=call.id,
             )
+        await delete_bytes(self._store, key)
+        return True
 
     def start(self) -> None:
         if self._task is None:

@@ -60,7 +60,7 @@ from server.db.models import (
 )
 from server.errors import ApiError, error_response, not_found
 from server.policy import effective_policy
-from server.recording_service import DELETABLE_STATES, tombstone_recording
+from server.recording_service import DELETABLE_STATES, delete_bytes, tombstone_recording
 from server.serialize import user_out
 from signaling.contact_details import find_contact_details
 
@@ -561,12 +561,18 @@ async def delete_recording(
     """
     storage = request.app[RECORDING_STORAGE]
 
-    async def delete(row: Recording) -> None:
+    async def delete(session: AsyncSession, row: Recording) -> AfterCommit:
         if row.state not in DELETABLE_STATES:
             raise ApiError(
                 409, "not_deletable", f"A recording in state {row.state!r} cannot be deleted."
             )
-        await tombstone_recording(storage, row, reason=f"admin: {body.reason}", now=utcnow())
+        key = await tombstone_recording(
+            session, row.id, reason=f"admin: {body.reason}", now=utcnow()
+        )
+        if key is None:
+            raise ApiError(409, "not_deletable", "This recording was deleted meanwhile.")
+        await session.refresh(row)
+        return lambda: delete_bytes(storage, key)
 
     return await _admin_changes_recording(request, recording_id, body, "recording.delete", delete)
 
@@ -587,13 +593,17 @@ async def release_recording(
     Tags: admin
     """
 
-    async def release(row: Recording) -> None:
+    async def release(session: AsyncSession, row: Recording) -> AfterCommit:
         if row.hold != "violation":
             raise ApiError(409, "not_held", "This recording is not held for a violation.")
         row.hold = "released"
         row.hold_released_at = utcnow()
+        return None
 
     return await _admin_changes_recording(request, recording_id, body, "recording.release", release)
+
+
+AfterCommit = Callable[[], Awaitable[None]] | None
 
 
 async def _admin_changes_recording(
@@ -601,7 +611,7 @@ async def _admin_changes_recording(
     recording_id: str,
     body: ReasonIn,
     action: str,
-    change: Callable[[Recording], Awaitable[None]],
+    change: Callable[[AsyncSession, Recording], Awaitable[AfterCommit]],
 ) -> web.Response:
     """An admin's change to one recording, with its reason, in one audited transaction."""
     async with request.app[DB]() as session, session.begin():
@@ -609,7 +619,7 @@ async def _admin_changes_recording(
         row = await session.get(Recording, recording_id, with_for_update=True)
         if row is None:
             raise not_found("recording")
-        await change(row)
+        after_commit = await change(session, row)
         audit(
             session,
             actor_id=user.id,
@@ -620,6 +630,8 @@ async def _admin_changes_recording(
             call_id=row.call_id,
         )
         out = recording_out(row)
+    if after_commit is not None:
+        await after_commit()
     return web.json_response(out.model_dump(mode="json"))
 
 

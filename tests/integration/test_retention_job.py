@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from typing import Any
 
@@ -88,3 +89,30 @@ async def test_each_class_of_recording(host: Host, app: web.Application, signed_
             .where(AuditEntry.action == "recording.delete")
         )
         assert audited == 6
+
+
+async def test_concurrent_purges_delete_and_audit_once(host: Host, app: web.Application) -> None:
+    seller, buyer, thread = await host.eligible_pair()
+    created = utcnow() - timedelta(days=40)
+    await seed_reviewable_call(
+        app,
+        call_id="old",
+        thread_id=thread,
+        seller_id=seller,
+        buyer_id=buyer,
+        created_at=created,
+        sampled=False,
+    )
+    async with app[DB]() as session, session.begin():
+        await session.execute(update(Call).where(Call.id == "old").values(review_required=False))
+    job = app[RETENTION_JOB]
+    first, second = await asyncio.gather(job.run_once(), job.run_once())
+    assert len(first) + len(second) == 2
+    assert set(first).isdisjoint(second)
+    async with app[DB]() as session:
+        audited = await session.scalar(
+            select(func.count())
+            .select_from(AuditEntry)
+            .where(AuditEntry.action == "recording.delete")
+        )
+    assert audited == 2
