@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import jinja2
 from aiohttp import web
@@ -113,10 +114,16 @@ async def index(request: web.Request) -> web.StreamResponse:
 
 
 def _safe_next(value: str | None) -> str | None:
-    # Only same-site paths: "//evil.example" and "/\\evil" would leave the site.
-    if value and value.startswith("/") and not value.startswith(("//", "/\\")):
-        return value
-    return None
+    """Only a path on this site: no scheme or host, no backslash, no control characters or
+    white space (browsers drop a tab, so "/\t/evil.example" would become "//evil.example")."""
+    if not value or len(value) > 2000 or not value.startswith("/"):
+        return None
+    if any(ch == "\\" or ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in value):
+        return None
+    parts = urlsplit(value)
+    if parts.scheme or parts.netloc or value.startswith("//"):
+        return None
+    return value
 
 
 async def login(request: web.Request) -> web.StreamResponse:

@@ -42,7 +42,7 @@ from server.api.schemas import (
     TranscriptLine,
     VerdictIn,
 )
-from server.appkeys import DB, RECORDING_STORAGE, RETENTION_JOB, SETTINGS
+from server.appkeys import DB, ELIGIBILITY_WATCH, RECORDING_STORAGE, RETENTION_JOB, SETTINGS
 from server.audit import audit
 from server.auth import current_user, require_role
 from server.clock import utcnow
@@ -365,6 +365,7 @@ async def grant_replay(
         row = await session.get(Recording, recording_id)
         if row is None:
             raise not_found("recording")
+        await _review_call(session, row.call_id)  # only calls in the review queue replay
         if row.state == "deleted":
             raise ApiError(
                 410, "recording_deleted", f"This recording was deleted: {row.deleted_reason}."
@@ -517,6 +518,9 @@ async def submit_verdict(
             subject_user_id=body.subject_user_id if violation else None,
         )
         state = _review_state(review, now)
+    if violation and body.subject_user_id is not None:
+        # The subject's account is restricted now: their live calls end as ineligible.
+        await request.app[ELIGIBILITY_WATCH].changed(user_ids=[body.subject_user_id])
     return web.json_response(state.model_dump(mode="json"))
 
 

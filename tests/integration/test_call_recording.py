@@ -16,6 +16,7 @@ from recorder.storage import StorageError
 from server.appkeys import DB, RECORDING_STORAGE, RECORDINGS
 from server.db.models import Recording
 from server.settings import Settings
+from tests.support.review_data import seed_reviewable_call
 from tests.support.rtc_client import CallHarness
 from tests.support.service import make_settings
 from tests.support.tools import require_tool
@@ -173,3 +174,31 @@ async def test_a_failed_upload_keeps_the_recording_for_the_next_start(
     assert sorted(r.state for r in stored) == ["finalised", "finalised"]
     assert not (settings.data_dir / "recording-staging" / call_id).exists()
     assert (await calls.call_row(call_id)).review_required is True
+
+
+async def test_a_violation_verdict_ends_the_violators_live_call(calls: CallHarness) -> None:
+    call_id, seller, buyer = await calls.connected_call()
+    seller_id = seller.ws.user_id
+    row = await calls.call_row(call_id)
+    # An earlier call of the same seller, reviewed while this one is live.
+    await seed_reviewable_call(
+        calls.app,
+        call_id="earlier",
+        thread_id=row.thread_id,
+        seller_id=seller_id,
+        buyer_id=buyer.ws.user_id,
+    )
+    await calls.host.user("rev", "reviewer")
+    reviewer, csrf = await calls.signed_in("rev")
+    headers = {"X-CSRF-Token": csrf}
+    assert (
+        await reviewer.post("/api/v1/review/calls/earlier/claim", headers=headers)
+    ).status == 200
+    resp = await reviewer.post(
+        "/api/v1/review/calls/earlier/verdict",
+        json={"verdict": "abusive", "subject_user_id": seller_id},
+        headers=headers,
+    )
+    assert resp.status == 200
+    ended = await calls.ended(call_id, seller.ws, buyer.ws)
+    assert (ended.end_reason, ended.end_detail) == ("ineligible", "account_restricted")

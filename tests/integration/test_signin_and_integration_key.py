@@ -214,3 +214,29 @@ async def test_sign_in_helper_works(new_client: Any, host: Host) -> None:
     browser: TestClient[Any, Any] = await new_client()
     csrf = await sign_in(browser, host, seller)
     assert len(csrf) > 20
+
+
+@pytest.mark.parametrize(
+    "target", ["//evil.example", "/\\evil.example", "/\t/evil.example", "https://evil.example/"]
+)
+async def test_login_never_redirects_off_site(new_client: Any, host: Host, target: str) -> None:
+    seller, _, _ = await host.eligible_pair()
+    url = await host.login_url(seller)
+    browser: TestClient[Any, Any] = await new_client()
+    resp = await browser.get(
+        url[url.index("/login") :], params={"next": target}, allow_redirects=False
+    )
+    assert resp.status == 302
+    assert resp.headers["Location"] == "/inbox"
+
+
+async def test_login_keeps_a_same_site_next(new_client: Any, host: Host) -> None:
+    seller, _, thread = await host.eligible_pair()
+    url = await host.login_url(seller)
+    browser: TestClient[Any, Any] = await new_client()
+    resp = await browser.get(
+        url[url.index("/login") :],
+        params={"next": f"/inbox/threads/{thread}"},
+        allow_redirects=False,
+    )
+    assert resp.headers["Location"] == f"/inbox/threads/{thread}"
