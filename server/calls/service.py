@@ -97,6 +97,7 @@ from signaling.ws_protocol import (
 )
 
 log = logging.getLogger(__name__)
+DEADLINE_RETRY_SECONDS = 1.0
 
 SinkFactory = Callable[[str], Awaitable[RecordingSink | None]]
 
@@ -316,8 +317,21 @@ class CallService:
         log.info("call=%s torn down", live.call_id)
 
     async def _deadline_due(self, live: LiveCall) -> None:
-        with contextlib.suppress(CallStateError):
+        try:
             await self.apply(live, DeadlinesDue())
+        except CallStateError:
+            pass
+        except Exception:
+            # A failure here (the database, say) must not leave the call ringing forever
+            # with nobody to end it: try again shortly.
+            log.exception(
+                "call=%s acting on a deadline failed; retrying in %.0f s",
+                live.call_id,
+                DEADLINE_RETRY_SECONDS,
+            )
+            await asyncio.sleep(DEADLINE_RETRY_SECONDS)
+            if live.state.is_live and not live.closing:
+                live.arm_timer(lambda: self._deadline_due(live))
 
     async def _live(self, user_id: str, call_id: str) -> LiveCall:
         """The live call ``call_id`` if ``user_id`` takes part; a stranger learns nothing."""

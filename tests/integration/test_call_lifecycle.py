@@ -580,3 +580,26 @@ async def test_server_shutdown_ends_every_live_call(
         (active_id, "ended", "server_shutdown"),
         (ringing_id, "ended", "server_shutdown"),
     }
+
+
+@small(ring_timeout_seconds=0.5)
+async def test_a_failure_at_the_deadline_is_retried_not_left_ringing(
+    calls: CallHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from server.calls import store
+
+    real = store.add_changes
+    failures: list[str] = []
+
+    async def database_hiccup(session: Any, row: Any, state: Any, changes: Any, **kw: Any) -> Any:
+        if state.phase.value == "ended" and not failures:
+            failures.append(row.id)
+            raise OSError("database went away for a moment")
+        return await real(session, row, state, changes, **kw)
+
+    monkeypatch.setattr(store, "add_changes", database_hiccup)
+    call_id, thread_id, seller, buyer = await ringing(calls)
+    row = await calls.ended(call_id, seller.ws, buyer.ws, timeout=15)
+    assert failures == [call_id]
+    assert row.end_reason == "missed"
+    assert await calls.system_messages(thread_id) == ["Missed video call"]
