@@ -95,13 +95,16 @@ async def apply_review_decision(session: AsyncSession, call: Call, settings: Set
         call.sample_key_id = decision.key_id
         call.sample_draw = decision.draw
         call.sampled = decision.drawn
-    reasons = list(signals.reasons())
+    # Merged, never dropped: a report may have been written by a concurrent transaction.
+    reasons = sorted({*signals.reasons(), *(call.mandatory_reasons or [])})
     call.mandatory_reasons = reasons
     # A drawn call with nothing recorded (declined, missed) has nothing to review.
     recorded = await session.scalar(
         select(func.count()).select_from(Recording).where(Recording.call_id == call.id)
     )
-    call.review_required = (bool(call.sampled) and bool(recorded)) or bool(reasons)
+    call.review_required = (
+        call.review_required or (bool(call.sampled) and bool(recorded)) or bool(reasons)
+    )
 
 
 class RecordingService:
@@ -158,7 +161,7 @@ class RecordingService:
                 continue
             stored.append((result, key))
         async with self._db() as session, session.begin():
-            call = await session.get(Call, call_id)
+            call = await session.get(Call, call_id, with_for_update=True)
             if call is None:
                 log.error("call %s: recordings finalised for an unknown call", call_id)
                 return

@@ -789,7 +789,7 @@ class CallService:
                 self._after(live, transition)
         else:
             async with self._db() as session, session.begin():
-                found = await session.get(Call, call_id)
+                found = await session.get(Call, call_id, with_for_update=True)
                 if found is None or user_id not in (found.seller_id, found.buyer_id):
                     raise no_such_call()
                 found.reported = True
@@ -806,9 +806,9 @@ class CallService:
                         data={"detail": reason, **extra},
                     )
                 )
-                if found.sampled is not None:
-                    # The review decision was drawn at the end; a report makes it mandatory.
-                    await apply_review_decision(session, found, self._settings)
+                # A report makes review mandatory whether or not the end-of-call decision
+                # has been drawn yet (the decision merges reasons, never drops them).
+                await apply_review_decision(session, found, self._settings)
                 await session.flush()
                 report_id = report.id
         log.info("call=%s reported (%s)", call_id, reason)
