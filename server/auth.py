@@ -15,16 +15,14 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
 from aiohttp import web
 from itsdangerous import BadSignature, URLSafeTimedSerializer
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from server.appkeys import DB, SETTINGS
+from server.appkeys import SETTINGS
 from server.clock import utcnow
 from server.db.models import LoginToken, User
 from server.errors import ApiError
@@ -161,20 +159,3 @@ def check_integration_key(request: web.Request) -> None:
     )
     if not ok:
         raise ApiError(401, "invalid_api_key", "Wrong integration API key.")
-
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-def db(request: web.Request) -> AsyncSession:
-    return request.app[DB]()
-
-
-async def user_from_request(request: web.Request) -> User:
-    """Convenience for handlers that need only the user and no open transaction."""
-    async with db(request) as session:
-        return await current_user(request, session)
-
-
-async def user_by_id(session: AsyncSession, user_id: str) -> User | None:
-    return (await session.execute(select(User).where(User.id == user_id))).scalar_one_or_none()

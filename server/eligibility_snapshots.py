@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import cast
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.db.models import Block, Call, Thread, User, Violation
@@ -49,10 +49,12 @@ async def user_snapshot(session: AsyncSession, user: User) -> UserSnapshot:
     )
 
 
-async def _count_live(session: AsyncSession, *conditions: object, exclude: str | None) -> int:
+async def _count_live(
+    session: AsyncSession, *conditions: ColumnElement[bool], exclude: str | None
+) -> int:
     query = select(func.count()).select_from(Call).where(Call.state.in_(LIVE_CALL_STATES))
     for condition in conditions:
-        query = query.where(condition)  # type: ignore[arg-type]
+        query = query.where(condition)
     if exclude is not None:
         query = query.where(Call.id != exclude)
     return int(await session.scalar(query) or 0)

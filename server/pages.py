@@ -15,7 +15,7 @@ from markupsafe import Markup, escape
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from server.api.inbox import visible_thread
+from server.api.inbox import thread_parties, visible_thread
 from server.appkeys import DB, SETTINGS
 from server.auth import (
     clear_session_cookie,
@@ -26,7 +26,7 @@ from server.auth import (
     set_session_cookie,
 )
 from server.clock import utcnow
-from server.db.models import Block, Message, Thread, User
+from server.db.models import Message, Thread, User
 from server.eligibility_snapshots import decide_start
 from server.errors import ApiError
 
@@ -250,14 +250,12 @@ async def thread_page(request: web.Request) -> web.StreamResponse:
                 title="Conversation not found",
                 message="This conversation does not exist or is not yours.",
             )
-        seller = await session.get(User, thread.seller_id)
-        buyer = await session.get(User, thread.buyer_id)
+        seller, buyer, blocked = await thread_parties(session, thread)
         messages = (
             await session.scalars(
                 select(Message).where(Message.thread_id == thread.id).order_by(Message.created_at)
             )
         ).all()
-        blocked = await session.get(Block, (thread.buyer_id, thread.seller_id)) is not None
         decision = await decide_start(
             session, caller=user, thread=thread, now=utcnow(), settings=settings
         )

@@ -43,7 +43,8 @@ async def visible_thread(session: AsyncSession, user: User, thread_id: str) -> T
     return thread
 
 
-async def _summary(session: AsyncSession, thread: Thread) -> tuple[User, User, bool]:
+async def thread_parties(session: AsyncSession, thread: Thread) -> tuple[User, User, bool]:
+    """The thread's seller, buyer, and whether the buyer blocked the seller."""
     seller = await session.get(User, thread.seller_id)
     buyer = await session.get(User, thread.buyer_id)
     assert seller is not None and buyer is not None  # foreign keys
@@ -83,7 +84,7 @@ async def list_threads(request: web.Request) -> r200[ThreadList] | r401[ErrorBod
                 .limit(500)
             )
         ).all()
-        threads = [thread_summary(t, *(await _summary(session, t))) for t in rows]
+        threads = [thread_summary(t, *(await thread_parties(session, t))) for t in rows]
     return web.json_response(ThreadList(threads=threads).model_dump(mode="json"))
 
 
@@ -106,7 +107,7 @@ async def get_thread(
                 .limit(MESSAGES_PER_PAGE)
             )
         ).all()
-        summary = thread_summary(thread, *(await _summary(session, thread)))
+        summary = thread_summary(thread, *(await thread_parties(session, thread)))
     detail = ThreadDetail(
         **summary.model_dump(), messages=[message_out(m) for m in reversed(messages)]
     )
