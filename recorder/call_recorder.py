@@ -148,6 +148,7 @@ class _ParticipantWriter:
         stem: str,
         directory: Path,
         started_at_unix: float,
+        call_started_at_unix: float | None,
         audio_grace: float,
     ) -> None:
         self.call_id = call_id
@@ -160,6 +161,7 @@ class _ParticipantWriter:
             participant_id=participant_id,
             stem=stem,
             started_at_unix=started_at_unix,
+            call_started_at_unix=call_started_at_unix,
         )
         self.segment: LiveSegment | None = None
         self.failed = False
@@ -625,10 +627,17 @@ class CallRecorder:
                 stem=stem,
                 directory=self.directory,
                 started_at_unix=self._wall_clock(),
+                call_started_at_unix=self._call_start_unix(),
                 audio_grace=self._audio_grace,
             )
             self._writers[participant_id] = writer
         return writer
+
+    def _call_start_unix(self) -> float | None:
+        """The call clock's zero (the first frame's arrival) in Unix time."""
+        if self._call_start is None:
+            return None
+        return self._call_start + (self._wall_clock() - self._clock())
 
     def _finalise_all(self, writers: list[_ParticipantWriter]) -> list[FinalisedRecording]:
         results: list[FinalisedRecording] = []

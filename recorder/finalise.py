@@ -65,6 +65,7 @@ class FinalisedRecording:
     video_frames: int
     audio_frames: int
     interrupted: bool
+    call_started_at_unix: float | None = None  # the call clock's zero, in Unix time
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -89,6 +90,9 @@ class RecordingManifest:
     parts: list[dict[str, str]] = field(default_factory=list)  # {"file", "container"}
     stream_offsets: dict[str, float] = field(default_factory=dict)
     finalised: dict[str, Any] | None = None
+    # Unix time of the call clock's zero, shared by every participant of the call; lets
+    # events stored elsewhere be placed on the recordings' timeline.
+    call_started_at_unix: float | None = None
     format: str = MANIFEST_FORMAT
 
     @staticmethod
@@ -320,6 +324,7 @@ def finalise_manifest(
         video_frames=outcome.video_frames,
         audio_frames=outcome.audio_frames,
         interrupted=interrupted or outcome.truncated,
+        call_started_at_unix=manifest.call_started_at_unix,
     )
     manifest.finalised = recording.to_json()
     manifest.save(directory)

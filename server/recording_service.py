@@ -14,7 +14,7 @@ import contextlib
 import hashlib
 import hmac
 import logging
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy import func, select, update
@@ -189,6 +189,9 @@ class RecordingService:
                 row.video_frames = result.video_frames
                 row.audio_frames = result.audio_frames
                 row.finalised_at = utcnow()
+            starts = [r.call_started_at_unix for r in results if r.call_started_at_unix]
+            if starts and call.recording_started_at is None:
+                call.recording_started_at = datetime.fromtimestamp(min(starts), UTC)
             if any(result.interrupted for result, _ in stored):
                 call.interrupted = True
             await session.flush()

@@ -348,8 +348,8 @@ async def get_review_call(
 
 
 def _recording_start(call: Call) -> datetime | None:
-    # The recorder's clock starts at the first forwarded frame, close to "connected".
-    return call.connected_at or call.created_at
+    # The recordings' clock starts at the first recorded frame; older rows fall back.
+    return call.recording_started_at or call.connected_at or call.created_at
 
 
 @api_handler

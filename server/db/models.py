@@ -125,6 +125,8 @@ class Call(Base):
     end_detail: Mapped[str | None] = mapped_column(String(64), nullable=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     connected_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    # Zero of the recordings' shared clock: where the reviewer's timeline starts.
+    recording_started_at: Mapped[datetime | None] = mapped_column(nullable=True)
     ended_at: Mapped[datetime | None] = mapped_column(nullable=True)
     seller_consent_at: Mapped[datetime | None] = mapped_column(nullable=True)
     buyer_consent_at: Mapped[datetime | None] = mapped_column(nullable=True)

@@ -6,6 +6,7 @@ sample drawn (forced to 1.0 here) puts the call in the reviewers' queue.
 from __future__ import annotations
 
 import subprocess
+from datetime import datetime
 from pathlib import Path
 
 import av
@@ -108,6 +109,19 @@ async def test_a_call_through_the_bridge_yields_two_checked_recordings(
     assert stored.sample_rate == 1.0
     assert stored.sample_key_id == "k1"
     assert stored.sample_draw is not None and 0 <= stored.sample_draw < 1
+
+    # The reviewer's timeline shares the recordings' clock: zero is the first recorded
+    # frame, which the seller's leg can send while the call still rings.
+    assert stored.recording_started_at is not None and stored.connected_at is not None
+    assert stored.created_at <= stored.recording_started_at <= stored.connected_at
+    await calls.host.user("rev", "reviewer")
+    reviewer, _ = await calls.signed_in("rev")
+    detail = await (await reviewer.get(f"/api/v1/review/calls/{call_id}")).json()
+    anchor = datetime.fromisoformat(detail["recording_started_at"])
+    assert anchor == stored.recording_started_at
+    for event in detail["events"]:
+        expected = (datetime.fromisoformat(event["at"]) - anchor).total_seconds()
+        assert event["offset"] == pytest.approx(expected, abs=0.001)
 
 
 async def test_a_report_after_the_call_makes_review_mandatory(
