@@ -24,6 +24,7 @@ from server.appkeys import (
     SETTINGS,
 )
 from server.calls import join_page
+from server.cluster.setup import cluster_ctx
 from server.db.migrate import upgrade_to_head_async
 from server.db.session import make_engine, make_session_factory
 from server.eligibility_watch import EligibilityWatch
@@ -154,6 +155,7 @@ def create_app(settings: Settings) -> web.Application:
     app[ELIGIBILITY_WATCH] = EligibilityWatch()
     app[READINESS_CHECKS] = {}
     app.cleanup_ctx.append(database_ctx)
+    app.cleanup_ctx.append(cluster_ctx)
     app.cleanup_ctx.append(media_ctx)
     app.cleanup_ctx.append(recordings_ctx)
     add_call_signalling(app)

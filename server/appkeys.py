@@ -41,7 +41,14 @@ WS_PRESENCE: web.AppKey[PresenceRegistry] = web.AppKey("ws_presence")
 WS_DISPATCHER: web.AppKey[Dispatcher] = web.AppKey("ws_dispatcher")
 
 if TYPE_CHECKING:
+    from server.cluster.bus import Bus
+    from server.cluster.router import CallRouter
     from server.media.call_media import MediaHost
+
+# The bus between nodes (in-process for one node) and this node's id (server.cluster).
+BUS: web.AppKey[Bus] = web.AppKey("bus")
+NODE_ID = web.AppKey("node_id", str)
+CALL_ROUTER: web.AppKey[CallRouter] = web.AppKey("call_router")
 
 # Where calls' media runs (server.media): the node's media workers, or this process.
 MEDIA_HOST: web.AppKey[MediaHost] = web.AppKey("media_host")

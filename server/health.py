@@ -8,7 +8,7 @@ from sqlalchemy import text
 
 from server.api.openapi import api_handler
 from server.api.schemas import Health, MediaStatus
-from server.appkeys import DB, MEDIA_HOST, READINESS_CHECKS
+from server.appkeys import BUS, DB, MEDIA_HOST, NODE_ID, READINESS_CHECKS
 
 
 @api_handler
@@ -42,7 +42,14 @@ async def readyz(request: web.Request) -> r200[Health] | r503[Health]:
     ready = all(v == "ok" for v in checks.values())
     host = request.app.get(MEDIA_HOST)
     media = MediaStatus.model_validate(host.status()) if host is not None else MediaStatus()
-    body = Health(status="ok" if ready else "unavailable", checks=checks, media=media)
+    bus = request.app.get(BUS)
+    body = Health(
+        status="ok" if ready else "unavailable",
+        checks=checks,
+        media=media,
+        node=request.app.get(NODE_ID, ""),
+        bus="ok" if bus is None or bus.healthy else "unreachable",
+    )
     return web.json_response(body.model_dump(), status=200 if ready else 503)
 
 

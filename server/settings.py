@@ -31,6 +31,11 @@ class Settings(BaseSettings):
     ice_host_addresses: str = "127.0.0.1"
     demo: bool = False
 
+    # unset: one node, in-process bus. Set (redis://host:port/db): join the cluster.
+    redis_url: str | None = None
+    # This node's id in the cluster; unset: made once and kept in the data dir.
+    node_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+
     # Media worker processes of this node; unset: one per CPU. 0 carries media in the
     # serving process itself: for tests that look inside the bridge, and for debugging.
     media_workers: int | None = Field(default=None, ge=0, le=256)

@@ -92,6 +92,8 @@ class FailureDetail(StrEnum):
     """The media worker process carrying the call's media died."""
     RECORDING_FAILED = "recording_failed"
     """The call could not be recorded; an unrecorded call does not go on."""
+    NODE_LOST = "node_lost"
+    """The node that ran the call stopped answering; another node ended the call."""
 
 
 class Role(StrEnum):

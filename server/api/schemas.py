@@ -178,6 +178,9 @@ class Health(BaseModel):
     status: str
     checks: dict[str, str] = {}
     media: MediaStatus = MediaStatus()
+    node: str = ""
+    # "ok", or "unreachable" while Redis is down (new calls wait; live calls go on)
+    bus: str = "ok"
 
 
 # ---- compliance review ----

@@ -49,6 +49,8 @@ class LiveCall:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     links: dict[str, ParticipantLink] = field(default_factory=dict)
     closing: bool = False
+    epoch: int = 1
+    """The fencing epoch this node owns the call under (``calls.owner_epoch``)."""
     recordings: list[FinalisedRecording] = field(default_factory=list)
     """What the call's media host recorded, once ``aclose`` finished."""
     _tasks: set[asyncio.Task[Any]] = field(default_factory=set)

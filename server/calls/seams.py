@@ -32,8 +32,11 @@ class CallSocket(Protocol):
 
 
 class Outbox(Protocol):
-    def send_to_user(self, user_id: str, message: BaseModel) -> int:
-        """Queue ``message`` on every open socket of ``user_id``; answer how many."""
+    def send_to_user(
+        self, user_id: str, message: BaseModel, *, exclude_connection: str | None = None
+    ) -> int:
+        """Queue ``message`` on every open socket of ``user_id`` on every node (but the
+        socket ``exclude_connection``); answer how many were reached on this node."""
 
     def sockets_of(self, user_id: str) -> list[CallSocket]: ...
 

@@ -38,18 +38,19 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from server.calls import store
 from server.calls.errors import CallError, no_such_call, no_such_thread
 from server.calls.join_links import join_path, make_join_token
 from server.calls.live_call import LiveCall
+from server.calls.reaper import end_calls_of_dead_node
 from server.calls.seams import CallEndedHook, CallSocket, Outbox
 from server.clock import utcnow
 from server.db.models import Call, CallReport, Thread, User, new_id
 from server.db.models import CallEvent as CallEventRow
-from server.eligibility_snapshots import LIVE_CALL_STATES, decide_ongoing, decide_start
+from server.eligibility_snapshots import decide_ongoing, decide_start
 from server.eligibility_watch import EligibilityChange
 from server.media.call_media import CallMedia, MediaHost, MediaUnavailableError
 from server.messages import CONTACT_DETAILS_FLAG, add_message, add_system_message
@@ -71,7 +72,6 @@ from signaling.call_state import (
     DeadlinesDue,
     Decline,
     EligibilityLost,
-    EndReason,
     FailureDetail,
     HangUp,
     MediaConnected,
@@ -107,6 +107,10 @@ CONTACT_DETAILS_WARNING = (
     "This call is recorded and may be reviewed."
 )
 SERVER_SHUTDOWN_MESSAGE = "the server is shutting down; try again in a moment"
+CLUSTER_UNAVAILABLE_MESSAGE = (
+    "calls cannot be started right now (the cluster bus is unreachable); try again in a moment"
+)
+ALREADY_ACTIVE = (ReasonCode.CALL_ALREADY_ACTIVE.value, "A call is already going on.")
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,11 +143,16 @@ class CallService:
         outbox: Outbox,
         media: MediaHost,
         call_ended_hooks: list[CallEndedHook] | None = None,
+        node_id: str = "local",
+        bus_healthy: Callable[[], bool] = lambda: True,
     ) -> None:
         self._settings = settings
         self._db = db
         self._outbox = outbox
         self._media = media
+        self.node_id = node_id
+        """This node: the owner recorded on the calls it starts."""
+        self._bus_healthy = bus_healthy
         self.on_call_ended: list[CallEndedHook] = (
             call_ended_hooks if call_ended_hooks is not None else []
         )
@@ -193,21 +202,13 @@ class CallService:
     # ------------------------------------------------------------ start-up, shutdown
 
     async def end_stale_calls(self) -> int:
-        """Calls the database still shows live were cut off by a dead process: end them."""
-        now = utcnow()
-        async with self._db() as session, session.begin():
-            rows = (
-                await session.scalars(select(Call).where(Call.state.in_(LIVE_CALL_STATES)))
-            ).all()
-            for row in rows:
-                row.state = CallPhase.ENDED.value
-                row.end_reason = EndReason.SERVER_SHUTDOWN.value
-                row.end_detail = "interrupted"
-                row.ended_at = now
-                row.interrupted = True
-        if rows:
-            log.warning("ended %d call(s) left live by a previous process", len(rows))
-        return len(rows)
+        """Calls the database shows live on this node were cut off when its process died:
+        end them (``failed`` / ``node_lost``), telling both people and leaving the end note
+        in their thread. Other nodes' calls are theirs."""
+        ended = await end_calls_of_dead_node(self._db, self._outbox, self.node_id, utcnow())
+        if ended:
+            log.warning("ended %d call(s) left live by a previous process", len(ended))
+        return len(ended)
 
     async def shutdown(self) -> None:
         """End every live call with ``server_shutdown`` and wait for their teardown."""
@@ -235,6 +236,13 @@ class CallService:
         async with live.lock:
             return await self._apply_locked(live, event)
 
+    def _lost_ownership(self, live: LiveCall) -> None:
+        """Another node ended this call (it thought this node dead): drop it here without
+        telling anyone; its media closes and what was recorded is stored."""
+        if not live.closing:
+            log.warning("call=%s was ended by another node; dropping it here", live.call_id)
+            self._finish(live)
+
     async def _apply_locked(self, live: LiveCall, event: CallInput) -> CallTransition:
         now = utcnow()
         transition = advance(live.state, event, now)
@@ -245,11 +253,17 @@ class CallService:
         self._after(live, transition)
         return transition
 
-    @staticmethod
-    async def _row(session: AsyncSession, call_id: str) -> Call:
-        row = await session.get(Call, call_id)
+    async def _row(self, session: AsyncSession, call_id: str) -> Call:
+        """The call's row, locked for the transaction, after checking that this node still
+        owns the call under the epoch it started with (fencing: a node declared dead while
+        it was paused must not act on a call another node ended)."""
+        row = await session.get(Call, call_id, with_for_update=True)
         if row is None:  # the row is written before the call goes live
             raise LookupError(f"call {call_id} has no row")
+        live = self._calls.get(call_id)
+        if live is not None and (row.owner_node, row.owner_epoch) != (self.node_id, live.epoch):
+            self._lost_ownership(live)
+            raise CallError(ErrorCode.CALL_NOT_LIVE, "the call has ended")
         return row
 
     def _after(self, live: LiveCall, transition: CallTransition) -> None:
@@ -303,7 +317,7 @@ class CallService:
     async def _deadline_due(self, live: LiveCall) -> None:
         try:
             await self.apply(live, DeadlinesDue())
-        except CallStateError:
+        except (CallStateError, CallError):
             pass
         except Exception:
             # A failure here (the database, say) must not leave the call ringing forever
@@ -339,6 +353,10 @@ class CallService:
     ) -> CallStartedMessage:
         if not self._accepting:
             raise CallError(ErrorCode.INTERNAL_ERROR, SERVER_SHUTDOWN_MESSAGE)
+        if not self._bus_healthy():
+            # The other person's sockets may be on another node: a call nobody can hear
+            # ring is worse than a clear "not now".
+            raise CallError(ErrorCode.UNAVAILABLE, CLUSTER_UNAVAILABLE_MESSAGE)
         now = utcnow()
         async with self._db() as session:
             user = await session.get(User, socket.user_id)
@@ -354,9 +372,7 @@ class CallService:
         seller_id, buyer_id = thread.seller_id, thread.buyer_id
         claims = (f"thread:{thread_id}", f"user:{seller_id}", f"user:{buyer_id}")
         if any(key in self._claims for key in claims):
-            raise _ineligible(
-                [(ReasonCode.CALL_ALREADY_ACTIVE.value, "A call is already going on.")]
-            )
+            raise _ineligible([ALREADY_ACTIVE])
         call_id = new_id()
         for key in claims:
             self._claims[key] = call_id
@@ -428,9 +444,17 @@ class CallService:
                     state=CallPhase.RINGING.value,
                     created_at=now,
                     seller_consent_at=now,
+                    owner_node=self.node_id,
+                    owner_epoch=live.epoch,
                 )
                 session.add(row)
-                await session.flush()
+                try:
+                    await session.flush()
+                except IntegrityError:
+                    # Another node started a call on this thread or with either person
+                    # between the eligibility check and here: the database's one-live-call
+                    # indexes decide, across nodes.
+                    raise _ineligible([ALREADY_ACTIVE]) from None
                 await store.add_changes(session, row, transition.state, transition.changes)
                 if not self._outbox.is_online(buyer_id):
                     thread = await session.get(Thread, thread_id)
@@ -674,10 +698,10 @@ class CallService:
     async def socket_closed(self, socket: CallSocket) -> None:
         for live in list(self._calls.values()):
             link = live.links.get(socket.user_id)
-            if link is None or link.socket is not socket:
+            if link is None or link.socket is None or link.socket.id != socket.id:
                 continue
             async with live.lock:
-                if link.socket is not socket or not live.state.is_live:
+                if link.socket is None or link.socket.id != socket.id or not live.state.is_live:
                     continue
                 link.socket = None
                 link.socket_lost = True
@@ -714,19 +738,17 @@ class CallService:
                 created_at = message.created_at
                 message_id = message.id
             self._after(live, transition)
-        for sock in self._outbox_sockets(live):
-            if sock is socket:
-                continue
-            sock.send(
-                chat_message(
-                    call_id=call_id,
-                    message_id=message_id,
-                    sender_id=user_id,
-                    text=text,
-                    flags=flags,
-                    created_at=created_at,
-                )
-            )
+        relayed = chat_message(
+            call_id=call_id,
+            message_id=message_id,
+            sender_id=user_id,
+            text=text,
+            flags=flags,
+            created_at=created_at,
+        )
+        for p in live.state.participants:
+            # The sender's own socket gets the stored copy as its reply instead.
+            self._outbox.send_to_user(p.user_id, relayed, exclude_connection=socket.id)
         if CONTACT_DETAILS_FLAG in flags:
             log.info("call=%s conn=%s chat flagged: contact details", call_id, socket.id)
         await self._attach(live, socket)
@@ -754,12 +776,6 @@ class CallService:
                 )
             )
         return replies
-
-    def _outbox_sockets(self, live: LiveCall) -> list[CallSocket]:
-        sockets: list[CallSocket] = []
-        for p in live.state.participants:
-            sockets.extend(self._outbox.sockets_of(p.user_id))
-        return sockets
 
     async def report(
         self, user_id: str, call_id: str, reason: str, details: str | None

@@ -140,6 +140,21 @@ class Call(Base):
     sample_draw: Mapped[float | None] = mapped_column(Float, nullable=True)
     sampled: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
     mandatory_reasons: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # The node that runs the live call, and the fencing epoch of its ownership: every
+    # change the owner stores checks both, so a node that lost the call (declared dead
+    # while paused) can no longer act on it.
+    owner_node: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    owner_epoch: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+
+
+class Node(Base):
+    """A serving node of the cluster and its last heartbeat (the liveness truth)."""
+
+    __tablename__ = "nodes"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    address: Mapped[str] = mapped_column(String(255))
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    heartbeat_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
 
 
 class CallEvent(Base):

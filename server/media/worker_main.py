@@ -25,6 +25,7 @@ from pydantic import BaseModel
 
 from server.media import ipc
 from server.media.local_host import LocalCallMedia, LocalMediaHost, StagingRecorders
+from server.owned_tasks import OwnedTasks
 from signaling import aiortc_patches
 from signaling.media_bridge import BridgeSettings
 from signaling.media_errors import MediaBridgeError, MediaNegotiationError
@@ -75,21 +76,11 @@ class MediaWorker:
         staging = StagingRecorders(Path(config.staging_dir))
         self._host = LocalMediaHost(lambda: staging, bridge_settings=BridgeSettings())
         self._lag = LoopLagSampler()
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks = OwnedTasks("media worker")
 
     def send(self, frame: dict[str, Any]) -> None:
         if not self._writer.is_closing():
             ipc.write_frame(self._writer, frame)
-
-    def spawn(self, coro: Any, *, name: str) -> None:
-        task = asyncio.get_running_loop().create_task(coro, name=name)
-        self._tasks.add(task)
-        task.add_done_callback(self._task_done)
-
-    def _task_done(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and (exc := task.exception()) is not None:
-            log.error("worker task %s failed", task.get_name(), exc_info=exc)
 
     def load(self) -> dict[str, Any]:
         return {
@@ -105,8 +96,8 @@ class MediaWorker:
             self.send({"event": "load", **self.load()})
 
     async def serve(self, reader: asyncio.StreamReader) -> None:
-        self.spawn(self._lag.run(), name="worker-loop-lag")
-        self.spawn(self._report_load(), name="worker-load-report")
+        self._tasks.spawn(self._lag.run(), name="worker-loop-lag")
+        self._tasks.spawn(self._report_load(), name="worker-load-report")
         self.send({"event": "ready", "pid": os.getpid(), "index": self._config.index})
         while True:
             frame = await ipc.read_frame(reader)
@@ -117,7 +108,7 @@ class MediaWorker:
                 self.send({"id": frame.get("id"), "result": None})
                 await self._writer.drain()
                 return
-            self.spawn(self._answer(frame), name=f"worker-op-{frame.get('op')}")
+            self._tasks.spawn(self._answer(frame), name=f"worker-op-{frame.get('op')}")
 
     async def _answer(self, frame: dict[str, Any]) -> None:
         request_id = frame.get("id")
@@ -186,9 +177,7 @@ class MediaWorker:
         raise ValueError(f"unknown op {op!r}")
 
     async def aclose(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._tasks.aclose()
 
 
 async def _main(config: WorkerConfig, fd: int) -> None:

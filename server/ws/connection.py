@@ -73,10 +73,14 @@ class Connection:
         )
 
     def send(self, message: BaseModel) -> bool:
+        return self.send_text(dump_message(message))
+
+    def send_text(self, text: str) -> bool:
+        """Queue a message already in its wire form (relayed from another node)."""
         if not self.is_open:
             return False
         try:
-            self._queue.put_nowait(dump_message(message))
+            self._queue.put_nowait(text)
         except asyncio.QueueFull:
             log.warning("conn=%s outbound queue full: dropping a slow client", self._id)
             self.close(CloseCode.SLOW_CONSUMER, "too slow", flush=False)

@@ -17,7 +17,9 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from server.appkeys import (
+    BUS,
     CALL_ENDED_HOOKS,
+    CALL_ROUTER,
     CALLS,
     DB,
     ELIGIBILITY_WATCH,
@@ -26,7 +28,12 @@ from server.appkeys import (
     WS_DISPATCHER,
     WS_PRESENCE,
 )
+from server.calls.reaper import end_calls_of_dead_node
 from server.calls.service import CallService
+from server.clock import utcnow
+from server.cluster.node import NodeRegistry
+from server.cluster.outbox import BusSender, ClusterOutbox
+from server.cluster.router import CallRouter
 from server.ws.dispatch import Dispatcher
 from server.ws.presence import PresenceRegistry
 from server.ws.socket_loop import websocket_handler
@@ -37,24 +44,52 @@ log = logging.getLogger(__name__)
 
 
 async def calls_ctx(app: web.Application) -> AsyncIterator[None]:
+    db = app[DB]
+    bus = app[BUS]
     presence = PresenceRegistry()
+    sender = BusSender(bus)
+    outbox = ClusterOutbox(presence, bus, sender)
     calls = CallService(
         settings=app[SETTINGS],
-        db=app[DB],
-        outbox=presence,
+        db=db,
+        outbox=outbox,
         media=app[MEDIA_HOST],
         call_ended_hooks=app[CALL_ENDED_HOOKS],
+        node_id=bus.node_id,
+        bus_healthy=lambda: bus.healthy,
     )
+    router = CallRouter(calls=calls, bus=bus, sender=sender, outbox=outbox, db=db)
+    sender.start()
+    bus.subscribe(router.on_envelope)
+    bus.on_reconnect(outbox.request_sync)
     await calls.end_stale_calls()
+
+    async def on_dead_node(node_id: str) -> None:
+        outbox.forget_node(node_id)
+        await end_calls_of_dead_node(db, outbox, node_id, utcnow())
+
+    nodes = NodeRegistry(db, bus.node_id, _address(app), on_dead_node)
+    await nodes.start()
+    outbox.request_sync()
     app[WS_PRESENCE] = presence
     app[CALLS] = calls
-    app[WS_DISPATCHER] = Dispatcher(calls=calls, presence=presence, db=app[DB])
+    app[CALL_ROUTER] = router
+    app[WS_DISPATCHER] = Dispatcher(calls=calls, router=router, presence=presence, db=db)
     app[ELIGIBILITY_WATCH].subscribe(calls.on_eligibility_change)
+    app[ELIGIBILITY_WATCH].subscribe(router.eligibility_changed)
     try:
         yield
     finally:
         await calls.aclose()
         await _close_sockets(presence)
+        await router.aclose()
+        await nodes.aclose()
+        await sender.aclose()
+
+
+def _address(app: web.Application) -> str:
+    settings = app[SETTINGS]
+    return settings.public_url or f"http://{settings.host}:{settings.port}"
 
 
 async def _close_sockets(presence: PresenceRegistry) -> None:

@@ -16,7 +16,7 @@ import secrets
 
 from aiohttp import WSMsgType, web
 
-from server.appkeys import CALLS, DB, SETTINGS, WS_DISPATCHER, WS_PRESENCE
+from server.appkeys import CALL_ROUTER, CALLS, DB, SETTINGS, WS_DISPATCHER, WS_PRESENCE
 from server.auth import check_same_origin, read_session
 from server.db.models import User
 from server.errors import ApiError
@@ -78,6 +78,7 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
 
     presence = request.app[WS_PRESENCE]
     calls = request.app[CALLS]
+    router = request.app[CALL_ROUTER]
     settings = request.app[SETTINGS]
     conn = Connection(
         ws,
@@ -105,6 +106,7 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
     presence.add(conn)
     log.info("conn=%s opened", conn.id)
     try:
+        router.socket_opened(conn)
         await calls.socket_opened(conn)
         await _read_loop(request, ws, conn)
     finally:
@@ -112,6 +114,7 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
         async def close_down() -> None:
             try:
                 # The call hears of the loss before anyone sees the person go offline.
+                router.socket_closed(conn)
                 await calls.socket_closed(conn)
             finally:
                 presence.remove(conn)

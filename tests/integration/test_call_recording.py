@@ -64,7 +64,6 @@ async def test_a_call_through_the_bridge_yields_two_checked_recordings(
     assert {r.participant_id for r in recordings} == {seller.ws.user_id, buyer.ws.user_id}
     assert row.connected_at is not None and row.ended_at is not None
     ends: list[float] = []
-    senders = {seller.ws.user_id: seller, buyer.ws.user_id: buyer}
     for rec in recordings:
         assert rec.state == "finalised"
         assert rec.mime_type == "video/webm"
@@ -81,9 +80,11 @@ async def test_a_call_through_the_bridge_yields_two_checked_recordings(
         )
         assert counts["audio"] == written.audio_frames_received + written.silence_frames_inserted
         assert rec.video_frames == counts["video"]
-        # The file spans what its participant sent (30 fps clip): the timeline is kept.
-        sent_span = len(senders[rec.participant_id].media.sources["video"].sent) / 30
-        assert abs(duration - sent_span) < 0.5, (duration, sent_span)
+        # The file spans the media it holds (a 30 fps clip, camera never off): the timeline
+        # neither shrinks nor stretches. Media time, not wall time: a loaded machine makes
+        # the replaying peers late, and the files follow the senders' RTP clocks.
+        media_span = counts["video"] / 30
+        assert abs(duration - media_span) < 0.5, (duration, media_span)
         ends.append(rec.start_offset + duration)
         assert rec.size == path.stat().st_size
         probe = subprocess.run(
@@ -97,12 +98,13 @@ async def test_a_call_through_the_bridge_yields_two_checked_recordings(
         assert "codec_name=opus" in probe.stdout
     # Both files run on one call clock and end together, at the hang-up.
     assert abs(ends[0] - ends[1]) < 0.5, ends
-    # The recording starts at a participant's first frame, which can be before the other
-    # leg connected: the other side received a suffix of what was recorded.
+    # The recording starts when the call became active, after both legs connected: it
+    # holds a suffix of what the other side received (give or take the few frames still in
+    # flight to the other side at the hang-up).
     for sender, receiver in ((seller, buyer), (buyer, seller)):
         received = len(receiver.media.received["video"])
         recorded = stats.participants[sender.ws.user_id].video_frames_received
-        assert 0 < received <= recorded, (recorded, received)
+        assert 0 < recorded <= received + 5, (recorded, received)
 
     stored = await calls.call_row(call_id)
     assert stored.review_required is True
@@ -112,11 +114,10 @@ async def test_a_call_through_the_bridge_yields_two_checked_recordings(
     assert stored.sample_draw is not None and 0 <= stored.sample_draw < 1
 
     # The reviewer's timeline shares the recordings' clock: zero is the first recorded
-    # frame. It falls inside the call, but on either side of ``connected_at``: the seller's
-    # leg can send while the call still rings, or its first frame can arrive after the call
-    # became active (no ordering between the two is promised).
-    assert stored.recording_started_at is not None and stored.ended_at is not None
-    assert stored.created_at <= stored.recording_started_at <= stored.ended_at
+    # frame, at or after the moment the call became active (recording scope).
+    assert stored.recording_started_at is not None and stored.connected_at is not None
+    assert stored.ended_at is not None
+    assert stored.connected_at <= stored.recording_started_at <= stored.ended_at
     await calls.host.user("rev", "reviewer")
     reviewer, _ = await calls.signed_in("rev")
     detail = await (await reviewer.get(f"/api/v1/review/calls/{call_id}")).json()
