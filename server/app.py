@@ -20,6 +20,7 @@ from server.appkeys import (
     RECORDING_STORAGE,
     RECORDINGS,
     RETENTION_JOB,
+    REVIEWS,
     SETTINGS,
 )
 from server.calls import join_page
@@ -29,6 +30,7 @@ from server.eligibility_watch import EligibilityWatch
 from server.errors import json_error_middleware
 from server.recording_service import RecordingService, check_store, make_store
 from server.retention_job import RetentionJob
+from server.review.service import ReviewLifecycle
 from server.settings import Settings
 from server.ws.setup import add_call_signalling
 from signaling import aiortc_patches
@@ -75,7 +77,8 @@ async def media_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def recordings_ctx(app: web.Application) -> AsyncIterator[None]:
-    """Recording storage, the recording service and the retention timer.
+    """Recording storage, the recording service (and its upload retries), the review
+    lifecycle and the retention timer.
 
     Registered before the call service so that, at shutdown, calls end first and their
     recordings are finalised after.
@@ -86,6 +89,7 @@ async def recordings_ctx(app: web.Application) -> AsyncIterator[None]:
     app[READINESS_CHECKS]["recording_storage"] = lambda: check_store(store)
     service = RecordingService(settings, app[DB], store)
     app[RECORDINGS] = service
+    app[REVIEWS] = ReviewLifecycle(settings, app[DB], app[ELIGIBILITY_WATCH])
     # The recording seam of the call service: every call's frames go to its recorder, and
     # once a call ended its recordings are finalised, stored and the review sample drawn.
     # A factory already set (tests substituting a spy) is left alone.
@@ -95,6 +99,7 @@ async def recordings_ctx(app: web.Application) -> AsyncIterator[None]:
     recovered = await service.recover_interrupted()
     if recovered:
         log.warning("finalised the recordings of %d interrupted call(s)", len(recovered))
+    service.start()
     job = RetentionJob(settings, app[DB], store)
     app[RETENTION_JOB] = job
     job.start()
