@@ -86,6 +86,7 @@ class RecordingService:
         self._pending: dict[str, dict[str, FinalisedRecording]] = {}
         self._pending_added = asyncio.Event()
         self._retry_task: asyncio.Task[None] | None = None
+        self._retry_round_done = asyncio.Condition()
 
     def sink_for(self, call_id: str) -> CallRecorder:
         """The bridge's frame sink for this call (one recorder per call)."""
@@ -163,6 +164,12 @@ class RecordingService:
     def uploads_waiting(self) -> int:
         return sum(len(v) for v in self._pending.values())
 
+    async def next_retry_round(self) -> int:
+        """Wait for the upload task's next round; answer the uploads still waiting then."""
+        async with self._retry_round_done:
+            await self._retry_round_done.wait()
+        return self.uploads_waiting
+
     def start(self) -> None:
         """Start retrying failed uploads (the service owns the task; ``aclose`` ends it)."""
         if self._retry_task is None:
@@ -182,7 +189,7 @@ class RecordingService:
             delay = min(first * 2**failures, self._settings.upload_retry_max_seconds)
             await asyncio.sleep(delay)
             for call_id in list(self._pending):
-                results = list(self._pending.pop(call_id).values())
+                results = await asyncio.to_thread(_still_staged, self._pending.pop(call_id))
                 try:
                     await self._store_results(call_id, results)
                 except Exception:
@@ -192,6 +199,8 @@ class RecordingService:
                         {r.participant_id: r for r in results}
                     )
             failures = failures + 1 if self._pending else 0
+            async with self._retry_round_done:
+                self._retry_round_done.notify_all()
             if self._pending:
                 log.warning(
                     "%d recording(s) still waiting for upload; next try in %.0f s",
@@ -217,6 +226,7 @@ class RecordingService:
                 continue
             by_call.setdefault(result.call_id, []).append(result)
         for call_id, results in by_call.items():
+            self._pending.pop(call_id, None)  # stored from what is on disk now
             await self._store_results(call_id, results)
         return sorted(by_call)
 
@@ -273,6 +283,22 @@ async def _write_row(
     row.video_frames = result.video_frames
     row.audio_frames = result.audio_frames
     row.finalised_at = utcnow()
+
+
+def _still_staged(waiting: dict[str, FinalisedRecording]) -> list[FinalisedRecording]:
+    """The waiting recordings whose file is still in staging; one that vanished (an
+    operator cleaned staging by hand) cannot be retried and is said so, once."""
+    present = []
+    for result in waiting.values():
+        if result.path.exists():
+            present.append(result)
+        else:
+            log.error(
+                "call %s: a recording waiting for upload is gone from staging; its row stays %s",
+                result.call_id,
+                PENDING_UPLOAD,
+            )
+    return present
 
 
 def _remove_stored(directory: Path, stored: list[FinalisedRecording]) -> None:
