@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from typing import Annotated, Literal
 
 from aiohttp import web
-from aiohttp_pydantic.oas.typing import r200, r401, r403, r404, r409, r410, r416, r422
+from aiohttp_pydantic.oas.typing import r200, r206, r401, r403, r404, r409, r410, r416, r422
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from pydantic import Field
 from sqlalchemy import or_, select
@@ -337,7 +337,14 @@ def _recording_start(call: Call) -> datetime | None:
 @api_handler
 async def grant_replay(
     request: web.Request, recording_id: RecordingId, /
-) -> r200[ReplayGrant] | r401[ErrorBody] | r403[ErrorBody] | r404[ErrorBody] | r410[ErrorBody]:
+) -> (
+    r200[ReplayGrant]
+    | r401[ErrorBody]
+    | r403[ErrorBody]
+    | r404[ErrorBody]
+    | r409[ErrorBody]
+    | r410[ErrorBody]
+):
     """Start a replay: audited once, answers a short-lived media URL for this reviewer only.
 
     Tags: review
@@ -385,7 +392,15 @@ async def recording_media(
     recording_id: RecordingId,
     /,
     grant: Annotated[str, Field(max_length=400)] = "",
-) -> r200[bytes] | r401[ErrorBody] | r403[ErrorBody] | r404[ErrorBody] | r416[ErrorBody]:
+) -> (
+    r200[bytes]
+    | r206[bytes]
+    | r401[ErrorBody]
+    | r403[ErrorBody]
+    | r404[ErrorBody]
+    | r410[ErrorBody]
+    | r416[ErrorBody]
+):
     """The recording's bytes, with HTTP range requests (seeking), for the granted reviewer.
 
     Tags: review
