@@ -265,9 +265,12 @@ class ReviewLifecycle:
                         subject_user_id=decision.violation_subject,
                     )
                 break
-            except (StaleDataError, IntegrityError):
+            except (StaleDataError, IntegrityError) as exc:
                 # Lost to a concurrent verdict (the version moved, or the unique violation
                 # index refused a second one): decide again, which now answers 409.
+                log.info(
+                    "call %s: verdict lost a race (%s); deciding again", call_id, type(exc).__name__
+                )
                 continue
         else:
             raise _changed_meanwhile()

@@ -41,6 +41,17 @@ def block_storage(settings: Settings, call_id: str) -> Path:
     return blocker
 
 
+async def call_ended_with_storage_blocked(
+    calls: CallHarness, settings: Settings
+) -> tuple[str, Path]:
+    """A connected call whose storage fails as it ends; answers its id and the blocker."""
+    call_id, seller, buyer = await calls.connected_call()
+    blocker = block_storage(settings, call_id)
+    await seller.ws.ok("hang_up", call_id=call_id)
+    await calls.ended(call_id, seller.ws, buyer.ws)
+    return call_id, blocker
+
+
 async def recording_rows(calls: CallHarness, call_id: str) -> list[Recording]:
     async with calls.app[DB]() as session:
         rows = await session.scalars(select(Recording).where(Recording.call_id == call_id))
@@ -179,10 +190,7 @@ async def test_a_report_after_the_call_makes_review_mandatory(
 async def test_a_failed_upload_keeps_the_recording_for_the_next_start(
     calls: CallHarness, settings: Settings
 ) -> None:
-    call_id, seller, buyer = await calls.connected_call()
-    blocker = block_storage(settings, call_id)
-    await seller.ws.ok("hang_up", call_id=call_id)
-    await calls.ended(call_id, seller.ws, buyer.ws)
+    call_id, blocker = await call_ended_with_storage_blocked(calls, settings)
 
     row = await calls.call_row(call_id)
     assert row.sampled is True  # the review decision is written even so
@@ -203,10 +211,7 @@ async def test_a_failed_upload_keeps_the_recording_for_the_next_start(
 async def test_a_failed_upload_is_retried_and_the_drawn_call_waits_in_the_queue(
     calls: CallHarness, settings: Settings
 ) -> None:
-    call_id, seller, buyer = await calls.connected_call()
-    blocker = block_storage(settings, call_id)
-    await seller.ws.ok("hang_up", call_id=call_id)
-    await calls.ended(call_id, seller.ws, buyer.ws)
+    call_id, blocker = await call_ended_with_storage_blocked(calls, settings)
     recordings = calls.app[RECORDINGS]
 
     # Drawn, nothing stored yet: queued at once, its recordings said to be on their way.
