@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -187,7 +188,8 @@ class RecordingService:
                 self._pending_added.clear()
                 await self._pending_added.wait()
             delay = min(first * 2**failures, self._settings.upload_retry_max_seconds)
-            await asyncio.sleep(delay)
+            # Jitter: nodes sharing one storage do not all come back to it at once.
+            await asyncio.sleep(delay * random.uniform(0.8, 1.2))
             for call_id in list(self._pending):
                 results = await asyncio.to_thread(_still_staged, self._pending.pop(call_id))
                 try:
@@ -198,12 +200,12 @@ class RecordingService:
                     self._pending.setdefault(call_id, {}).update(
                         {r.participant_id: r for r in results}
                     )
-            failures = failures + 1 if self._pending else 0
+            failures = min(failures + 1, 30) if self._pending else 0  # 2**30 caps any delay
             async with self._retry_round_done:
                 self._retry_round_done.notify_all()
             if self._pending:
                 log.warning(
-                    "%d recording(s) still waiting for upload; next try in %.0f s",
+                    "%d recording(s) still waiting for upload; next try in about %.0f s",
                     self.uploads_waiting,
                     min(first * 2**failures, self._settings.upload_retry_max_seconds),
                 )
