@@ -1,8 +1,8 @@
-"""Recording every call: a ``CallRecorder`` per call as the bridge's frame sink, then, at
-call end, finalise, store (checksum verified), write a row per participant and hand the
-call to the review lifecycle (``server.review.service.decide_review``). At start-up,
-recordings of calls that were live when the process died are finalised from disk and
-marked interrupted.
+"""Storing every call's recordings: the call's media host (``server.media``) records it
+and finalises the files at call end; this service stores them (checksum verified), writes
+a row per participant and hands the call to the review lifecycle
+(``server.review.service.decide_review``). At start-up, recordings of calls that were live
+when the process died are finalised from disk and marked interrupted.
 
 An upload that fails leaves its file in staging and a row in state ``pending_upload`` (so a
 drawn call is queued for review at once, its player saying the recording is on its way);
@@ -18,13 +18,14 @@ import asyncio
 import contextlib
 import logging
 import random
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from recorder import CallRecorder, FinalisedRecording, recover_recording
+from recorder import FinalisedRecording, recover_recording
 from recorder.finalise import MANIFEST_SUFFIX
 from recorder.storage import LocalDirectoryStorage, RecordingStorage, S3Storage
 from server.clock import utcnow
@@ -81,38 +82,17 @@ class RecordingService:
         self._settings = settings
         self._db = db
         self._store = store
-        self._staging = (settings.data_dir / "recording-staging").resolve()
-        self._recorders: dict[str, CallRecorder] = {}
+        self._staging = settings.recording_staging_dir
         # Finalised recordings whose upload failed, by call: what the retry task stores.
         self._pending: dict[str, dict[str, FinalisedRecording]] = {}
         self._pending_added = asyncio.Event()
         self._retry_task: asyncio.Task[None] | None = None
         self._retry_round_done = asyncio.Condition()
 
-    def sink_for(self, call_id: str) -> CallRecorder:
-        """The bridge's frame sink for this call (one recorder per call)."""
-        recorder = self._recorders.get(call_id)
-        if recorder is None:
-            directory = self._staging / call_id
-            directory.mkdir(parents=True, exist_ok=True)
-            recorder = CallRecorder(call_id, directory)
-            self._recorders[call_id] = recorder
-        return recorder
-
-    def live_recorder(self, call_id: str) -> CallRecorder | None:
-        return self._recorders.get(call_id)
-
-    async def call_ended(self, call_id: str) -> None:
-        """Finalise and store the call's recordings, then decide on review."""
-        recorder = self._recorders.pop(call_id, None)
-        results: list[FinalisedRecording] = []
-        if recorder is not None:
-            try:
-                results = await recorder.aclose()
-            except Exception:
-                # What is on disk stays in staging; the next start-up recovers it.
-                log.exception("call %s: finalising the recordings failed", call_id)
-        await self._store_results(call_id, results)
+    async def call_ended(self, call_id: str, recordings: Sequence[FinalisedRecording]) -> None:
+        """Store the call's finished recordings (made by its media host), then decide on
+        review."""
+        await self._store_results(call_id, list(recordings))
 
     async def _store_results(self, call_id: str, results: list[FinalisedRecording]) -> None:
         """Store what can be stored, write a row per recording, and always hand the call to
@@ -233,13 +213,8 @@ class RecordingService:
         return sorted(by_call)
 
     async def aclose(self) -> None:
-        """Finalise every call still recording (the call service ends them first), then
-        stop retrying uploads: what still waits stays in staging for the next start."""
-        for call_id in list(self._recorders):
-            try:
-                await self.call_ended(call_id)
-            except Exception:
-                log.exception("call %s: finalising the recording failed at shutdown", call_id)
+        """Stop retrying uploads (safe twice): what still waits stays in staging, and the
+        next start stores it."""
         task, self._retry_task = self._retry_task, None
         if task is not None:
             task.cancel()

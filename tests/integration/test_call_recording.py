@@ -14,6 +14,7 @@ import av
 import pytest
 from sqlalchemy import select
 
+from recorder import CallRecorder
 from server.appkeys import DB, RECORDINGS, RETENTION_JOB
 from server.clock import utcnow
 from server.db.models import Recording
@@ -78,8 +79,8 @@ async def test_a_call_through_the_bridge_yields_two_checked_recordings(
         lambda: all(len(p.media.received["video"]) >= 90 for p in (seller, buyer)),
         "3 s of video both ways",
     )
-    recorder = calls.app[RECORDINGS].live_recorder(call_id)
-    assert recorder is not None
+    recorder = calls.local_media(call_id).sink
+    assert isinstance(recorder, CallRecorder)
     await seller.ws.ok("hang_up", call_id=call_id)
     row = await calls.ended(call_id, seller.ws, buyer.ws)
     stats = recorder.stats()
