@@ -21,6 +21,7 @@ from server.appkeys import (
     RECORDING_STORAGE,
     RECORDINGS,
     RETENTION_JOB,
+    REVIEWS,
     SETTINGS,
 )
 from server.calls import join_page
@@ -39,6 +40,7 @@ from server.media.local_host import (
 from server.media.worker_pool import MediaWorkerPool
 from server.recording_service import RecordingService, check_store, make_store
 from server.retention_job import RetentionJob
+from server.review.service import ReviewLifecycle
 from server.settings import Settings
 from server.ws.setup import add_call_signalling
 from signaling import aiortc_patches
@@ -117,7 +119,8 @@ async def _check_media(host: MediaHost) -> None:
 
 
 async def recordings_ctx(app: web.Application) -> AsyncIterator[None]:
-    """Recording storage, the recording service and the retention timer.
+    """Recording storage, the recording service (and its upload retries), the review
+    lifecycle and the retention timer.
 
     Registered before the call service so that, at shutdown, calls end first and their
     recordings are finalised after.
@@ -128,6 +131,7 @@ async def recordings_ctx(app: web.Application) -> AsyncIterator[None]:
     app[READINESS_CHECKS]["recording_storage"] = lambda: check_store(store)
     service = RecordingService(settings, app[DB], store)
     app[RECORDINGS] = service
+    app[REVIEWS] = ReviewLifecycle(settings, app[DB], app[ELIGIBILITY_WATCH])
     # Once a call ended, its media host finished its recordings: store them and draw the
     # review sample. A test that substitutes a recording spy replaces this hook.
     if RECORDING_SINK_FACTORY not in app:
@@ -135,11 +139,13 @@ async def recordings_ctx(app: web.Application) -> AsyncIterator[None]:
     recovered = await service.recover_interrupted()
     if recovered:
         log.warning("finalised the recordings of %d interrupted call(s)", len(recovered))
+    service.start()
     job = RetentionJob(settings, app[DB], store)
     app[RETENTION_JOB] = job
     job.start()
     yield
     await job.aclose()
+    await service.aclose()
 
 
 def create_app(settings: Settings) -> web.Application:

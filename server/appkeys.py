@@ -23,10 +23,12 @@ READINESS_CHECKS = web.AppKey("readiness_checks", dict[str, Callable[[], Awaitab
 if TYPE_CHECKING:
     from server.recording_service import RecordingService, RecordingStore
     from server.retention_job import RetentionJob
+    from server.review.service import ReviewLifecycle
 
 RECORDING_STORAGE: web.AppKey[RecordingStore] = web.AppKey("recording_storage")
 RECORDINGS: web.AppKey[RecordingService] = web.AppKey("recordings")
 RETENTION_JOB: web.AppKey[RetentionJob] = web.AppKey("retention_job")
+REVIEWS: web.AppKey[ReviewLifecycle] = web.AppKey("reviews")
 
 # --- calls and the call WebSocket (server/calls, server/ws) ---
 

@@ -13,16 +13,10 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from recorder.retention import (
-    RecordingRetentionFacts,
-    RetentionSettings,
-    ReviewVerdict,
-    retention_decision,
-)
-from server.api.schemas import VIOLATION_VERDICTS
+from recorder.retention import RetentionSettings, retention_decision
 from server.audit import audit
 from server.clock import utcnow
-from server.db.models import Call, Recording, Review
+from server.db.models import Call, Recording
 from server.policy import effective_policy
 from server.recording_service import (
     DELETABLE_STATES,
@@ -30,20 +24,11 @@ from server.recording_service import (
     delete_bytes,
     tombstone_recording,
 )
+from server.review.service import retention_facts_of
 from server.settings import Settings
 
 log = logging.getLogger(__name__)
 RETENTION_ACTOR = "system:retention"
-
-
-def _retention_verdict(verdict: str | None, hold: str) -> ReviewVerdict | None:
-    # A violation hold keeps a recording whatever the verdict field says; released holds
-    # follow the released-violation clock.
-    if hold in ("violation", "released") or verdict in VIOLATION_VERDICTS:
-        return ReviewVerdict.VIOLATION
-    if verdict is not None:
-        return ReviewVerdict.CLEAN
-    return None
 
 
 class RetentionJob:
@@ -80,15 +65,9 @@ class RetentionJob:
             call = await session.get(Call, recording.call_id) if recording else None
             if recording is None or call is None:
                 return False
-            review = await session.get(Review, call.id)
             policy_settings = await effective_policy(session, self._settings)
-            facts = RecordingRetentionFacts(
-                created_at=recording.created_at,
-                sampled=call.review_required,
-                verdict=_retention_verdict(review.verdict if review else None, recording.hold),
-                verdict_at=review.verdict_at if review else None,
-                released_at=recording.hold_released_at,
-            )
+            # The review lifecycle says what the recording's review means for retention.
+            facts = await retention_facts_of(session, recording, call)
             policy = RetentionSettings(
                 unsampled_days=policy_settings.retention_days,
                 reviewed_clean_days=policy_settings.reviewed_clean_retention_days,

@@ -59,6 +59,10 @@ class Settings(BaseSettings):
     reviewed_clean_retention_days: int = Field(default=30, ge=1, le=3650)
     purge_interval_seconds: float = Field(default=3600.0, gt=0)
 
+    # A failed recording upload is retried after this, doubling up to the maximum.
+    upload_retry_initial_seconds: float = Field(default=5.0, gt=0, le=3600)
+    upload_retry_max_seconds: float = Field(default=600.0, gt=0, le=86400)
+
     storage_backend: str = Field(default="local", pattern="^(local|s3)$")
     s3_bucket: str | None = None
     s3_endpoint_url: str | None = None

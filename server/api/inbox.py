@@ -68,7 +68,9 @@ async def get_me(request: web.Request) -> r200[Me] | r401[ErrorBody]:
 
 
 @api_handler
-async def list_threads(request: web.Request) -> r200[ThreadList] | r401[ErrorBody]:
+async def list_threads(
+    request: web.Request,
+) -> r200[ThreadList] | r401[ErrorBody] | r403[ErrorBody]:
     """Threads of the signed-in seller or buyer, most recent buyer activity first.
 
     Tags: inbox

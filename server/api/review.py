@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from typing import Annotated, Literal
 
 from aiohttp import web
-from aiohttp_pydantic.oas.typing import r200, r401, r403, r404, r409, r410, r416, r422
+from aiohttp_pydantic.oas.typing import r200, r206, r401, r403, r404, r409, r410, r416, r422
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from pydantic import Field
 from sqlalchemy import or_, select
@@ -21,7 +21,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from recorder.storage import ObjectNotFoundError
 from server.api.openapi import api_handler
 from server.api.schemas import (
-    VIOLATION_VERDICTS,
     AuditList,
     AuditOut,
     ContactSpan,
@@ -42,7 +41,7 @@ from server.api.schemas import (
     TranscriptLine,
     VerdictIn,
 )
-from server.appkeys import DB, ELIGIBILITY_WATCH, RECORDING_STORAGE, RETENTION_JOB, SETTINGS
+from server.appkeys import DB, RECORDING_STORAGE, RETENTION_JOB, REVIEWS, SETTINGS
 from server.audit import audit
 from server.auth import current_user, require_role
 from server.clock import utcnow
@@ -56,11 +55,12 @@ from server.db.models import (
     Review,
     RuntimeSetting,
     User,
-    Violation,
 )
 from server.errors import ApiError, error_response, not_found
 from server.policy import effective_policy
 from server.recording_service import DELETABLE_STATES, delete_bytes, tombstone_recording
+from server.review.lifecycle import Refusal, ReviewRefused, claim_holder
+from server.review.service import release_hold
 from server.serialize import user_out
 from signaling.contact_details import find_contact_details
 
@@ -117,9 +117,23 @@ def audit_out(entry: AuditEntry) -> AuditOut:
 
 
 def _claim_holder(review: Review | None, now: datetime) -> str | None:
-    if review is None or review.reviewer_id is None or review.claim_expires_at is None:
+    if review is None:
         return None
-    return review.reviewer_id if review.claim_expires_at > now else None
+    return claim_holder(review.reviewer_id, review.claim_expires_at, now)
+
+
+def _claim_expiry(review: Review | None, now: datetime) -> datetime | None:
+    return review.claim_expires_at if review and _claim_holder(review, now) else None
+
+
+# The lifecycle's refusals, as HTTP answers (the one place they are translated).
+_REFUSAL_STATUS = {Refusal.NOT_IN_QUEUE: 404, Refusal.SUBJECT_REQUIRED: 422}
+
+
+def refused(exc: ReviewRefused) -> ApiError:
+    if exc.refusal is Refusal.NOT_IN_QUEUE:
+        return not_found("call in the review queue")
+    return ApiError(_REFUSAL_STATUS.get(exc.refusal, 409), exc.refusal.value, exc.message)
 
 
 @api_handler
@@ -137,48 +151,31 @@ async def get_queue(
     now = utcnow()
     async with request.app[DB]() as session:
         await reviewer(request, session)
-        query = (
-            select(Call, Review)
-            .outerjoin(Review, Review.call_id == Call.id)
-            .where(
-                Call.review_required.is_(True),
-                Call.created_at <= now - timedelta(hours=min_age_hours),
-            )
-            .order_by(Call.created_at)
-            .limit(500)
+    rows = await request.app[REVIEWS].queue(
+        kind=kind,
+        status=status,
+        min_age=timedelta(hours=min_age_hours),
+        max_age=None if max_age_hours is None else timedelta(hours=max_age_hours),
+        now=now,
+    )
+    items = [
+        QueueItem(
+            call_id=row.call.id,
+            thread_id=row.call.thread_id,
+            seller=user_out(row.seller),
+            buyer=user_out(row.buyer),
+            created_at=row.call.created_at,
+            ended_at=row.call.ended_at,
+            end_reason=row.call.end_reason,
+            mandatory=bool(row.call.mandatory_reasons),
+            mandatory_reasons=list(row.call.mandatory_reasons or []),
+            sampled=row.call.sampled,
+            claimed_by=_claim_holder(row.review, now),
+            claim_expires_at=_claim_expiry(row.review, now),
+            verdict=row.review.verdict if row.review else None,
         )
-        if max_age_hours is not None:
-            query = query.where(Call.created_at >= now - timedelta(hours=max_age_hours))
-        if status == "open":
-            query = query.where(or_(Review.verdict.is_(None), Review.call_id.is_(None)))
-        elif status == "reviewed":
-            query = query.where(Review.verdict.isnot(None))
-        rows = (await session.execute(query)).all()
-        users = {u.id: u for u in (await session.scalars(select(User))).all()}
-    items: list[QueueItem] = []
-    for call, review in rows:
-        mandatory = bool(call.mandatory_reasons)
-        if kind == "mandatory" and not mandatory:
-            continue
-        if kind == "sampled" and not call.sampled:
-            continue
-        items.append(
-            QueueItem(
-                call_id=call.id,
-                thread_id=call.thread_id,
-                seller=user_out(users[call.seller_id]),
-                buyer=user_out(users[call.buyer_id]),
-                created_at=call.created_at,
-                ended_at=call.ended_at,
-                end_reason=call.end_reason,
-                mandatory=mandatory,
-                mandatory_reasons=list(call.mandatory_reasons or []),
-                sampled=call.sampled,
-                claimed_by=_claim_holder(review, now),
-                claim_expires_at=review.claim_expires_at if _claim_holder(review, now) else None,
-                verdict=review.verdict if review else None,
-            )
-        )
+        for row in rows
+    ]
     return web.json_response(QueueOut(calls=items).model_dump(mode="json"))
 
 
@@ -197,28 +194,13 @@ async def claim_call(
 
     Tags: review
     """
-    settings = request.app[SETTINGS]
-    now = utcnow()
-    async with request.app[DB]() as session, session.begin():
+    async with request.app[DB]() as session:
         user = await reviewer(request, session)
-        await _review_call(session, call_id)
-        review = await session.get(Review, call_id, with_for_update=True)
-        if review is None:
-            review = Review(call_id=call_id, notes="")
-            session.add(review)
-        if review.verdict is not None:
-            raise ApiError(409, "already_reviewed", "This call already has a verdict.")
-        holder = _claim_holder(review, now)
-        if holder is not None and holder != user.id:
-            raise ApiError(409, "claimed_by_other", "Another reviewer is working on this call.")
-        review.reviewer_id = user.id
-        review.claimed_at = now
-        review.claim_expires_at = now + timedelta(minutes=settings.review_claim_minutes)
-        audit(
-            session, actor_id=user.id, action="review.claim", target_type="call", target_id=call_id
-        )
-        state = _review_state(review, now)
-    return web.json_response(state.model_dump(mode="json"))
+    try:
+        review = await request.app[REVIEWS].claim(call_id, user.id)
+    except ReviewRefused as exc:
+        raise refused(exc) from None
+    return web.json_response(_review_state(review, utcnow()).model_dump(mode="json"))
 
 
 def _review_state(review: Review | None, now: datetime) -> ReviewState:
@@ -229,7 +211,7 @@ def _review_state(review: Review | None, now: datetime) -> ReviewState:
     holder = _claim_holder(review, now)
     return ReviewState(
         claimed_by=holder,
-        claim_expires_at=review.claim_expires_at if holder else None,
+        claim_expires_at=_claim_expiry(review, now),
         verdict=review.verdict,
         notes=review.notes,
         verdict_at=review.verdict_at,
@@ -355,7 +337,14 @@ def _recording_start(call: Call) -> datetime | None:
 @api_handler
 async def grant_replay(
     request: web.Request, recording_id: RecordingId, /
-) -> r200[ReplayGrant] | r401[ErrorBody] | r403[ErrorBody] | r404[ErrorBody] | r410[ErrorBody]:
+) -> (
+    r200[ReplayGrant]
+    | r401[ErrorBody]
+    | r403[ErrorBody]
+    | r404[ErrorBody]
+    | r409[ErrorBody]
+    | r410[ErrorBody]
+):
     """Start a replay: audited once, answers a short-lived media URL for this reviewer only.
 
     Tags: review
@@ -403,7 +392,15 @@ async def recording_media(
     recording_id: RecordingId,
     /,
     grant: Annotated[str, Field(max_length=400)] = "",
-) -> r200[bytes] | r401[ErrorBody] | r403[ErrorBody] | r404[ErrorBody] | r416[ErrorBody]:
+) -> (
+    r200[bytes]
+    | r206[bytes]
+    | r401[ErrorBody]
+    | r403[ErrorBody]
+    | r404[ErrorBody]
+    | r410[ErrorBody]
+    | r416[ErrorBody]
+):
     """The recording's bytes, with HTTP range requests (seeking), for the granted reviewer.
 
     Tags: review
@@ -478,50 +475,15 @@ async def submit_verdict(
 
     Tags: review
     """
-    now = utcnow()
-    async with request.app[DB]() as session, session.begin():
+    async with request.app[DB]() as session:
         user = await reviewer(request, session)
-        call = await _review_call(session, call_id)
-        review = await session.get(Review, call_id, with_for_update=True)
-        if review is not None and review.verdict is not None:
-            raise ApiError(409, "already_reviewed", "This call already has a verdict.")
-        if review is None or _claim_holder(review, now) != user.id:
-            raise ApiError(409, "claim_required", "Claim the call before submitting a verdict.")
-        violation = body.verdict in VIOLATION_VERDICTS
-        if violation and body.subject_user_id not in (call.seller_id, call.buyer_id):
-            raise ApiError(422, "subject_required", "Say which participant broke the rules.")
-        review.verdict = body.verdict
-        review.notes = body.notes
-        review.verdict_at = now
-        review.claim_expires_at = now
-        if violation:
-            assert body.subject_user_id is not None
-            session.add(
-                Violation(
-                    user_id=body.subject_user_id,
-                    call_id=call_id,
-                    verdict=body.verdict,
-                    created_at=now,
-                )
-            )
-            for rec in (
-                await session.scalars(select(Recording).where(Recording.call_id == call_id))
-            ).all():
-                rec.hold = "violation"
-        audit(
-            session,
-            actor_id=user.id,
-            action="review.verdict",
-            target_type="call",
-            target_id=call_id,
-            verdict=body.verdict,
-            subject_user_id=body.subject_user_id if violation else None,
+    try:
+        outcome = await request.app[REVIEWS].submit_verdict(
+            call_id, user.id, body.verdict, body.notes, body.subject_user_id
         )
-        state = _review_state(review, now)
-    if violation and body.subject_user_id is not None:
-        # The subject's account is restricted now: their live calls end as ineligible.
-        await request.app[ELIGIBILITY_WATCH].changed(user_ids=[body.subject_user_id])
-    return web.json_response(state.model_dump(mode="json"))
+    except ReviewRefused as exc:
+        raise refused(exc) from None
+    return web.json_response(_review_state(outcome.review, utcnow()).model_dump(mode="json"))
 
 
 @api_handler
@@ -598,10 +560,10 @@ async def release_recording(
     """
 
     async def release(session: AsyncSession, row: Recording) -> AfterCommit:
-        if row.hold != "violation":
-            raise ApiError(409, "not_held", "This recording is not held for a violation.")
-        row.hold = "released"
-        row.hold_released_at = utcnow()
+        try:
+            release_hold(row, utcnow())
+        except ReviewRefused as exc:
+            raise refused(exc) from None
         return None
 
     return await _admin_changes_recording(request, recording_id, body, "recording.release", release)

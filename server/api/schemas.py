@@ -7,6 +7,8 @@ from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
 
+from server.review.lifecycle import Verdict
+
 
 def _iso_8601_text(value: object) -> object:
     # JSON carries timestamps as ISO-8601 text; a bare number is a mistake, not epoch seconds.
@@ -184,9 +186,6 @@ class Health(BaseModel):
 
 
 # ---- compliance review ----
-
-Verdict = Literal["clean", "off_platform_contact", "abusive", "other"]
-VIOLATION_VERDICTS: frozenset[str] = frozenset({"off_platform_contact", "abusive"})
 
 
 class QueueItem(BaseModel):

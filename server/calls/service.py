@@ -54,7 +54,7 @@ from server.eligibility_snapshots import decide_ongoing, decide_start
 from server.eligibility_watch import EligibilityChange
 from server.media.call_media import CallMedia, MediaHost, MediaUnavailableError
 from server.messages import CONTACT_DETAILS_FLAG, add_message, add_system_message
-from server.recording_service import apply_review_decision
+from server.review.service import decide_review
 from server.settings import Settings
 from signaling import ws_limits
 from signaling.call_state import (
@@ -822,7 +822,7 @@ class CallService:
                 )
                 # A report makes review mandatory whether or not the end-of-call decision
                 # has been drawn yet (the decision merges reasons, never drops them).
-                await apply_review_decision(session, found, self._settings)
+                await decide_review(session, found, self._settings)
                 await session.flush()
                 report_id = report.id
         log.info("call=%s reported (%s)", call_id, reason)

@@ -212,6 +212,10 @@ class Review(Base):
     verdict: Mapped[str | None] = mapped_column(String(32), nullable=True)
     notes: Mapped[str] = mapped_column(Text, default="")
     verdict_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    # Bumped by every ORM update, which is conditional on it: a claim or verdict decided on
+    # a state that changed meanwhile fails (StaleDataError) instead of overwriting it.
+    version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    __mapper_args__ = {"version_id_col": version}
 
 
 class Violation(Base):
@@ -222,6 +226,8 @@ class Violation(Base):
     verdict: Mapped[str] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     released_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    # One violation per call and subject, whatever races the verdict.
+    __table_args__ = (UniqueConstraint("call_id", "user_id", name="uq_violations_call_user"),)
 
 
 class RuntimeSetting(Base):

@@ -5,8 +5,9 @@ sample drawn (forced to 1.0 here) puts the call in the reviewers' queue.
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import av
@@ -14,8 +15,8 @@ import pytest
 from sqlalchemy import select
 
 from recorder import CallRecorder
-from recorder.storage import StorageError
-from server.appkeys import DB, RECORDING_STORAGE, RECORDINGS
+from server.appkeys import DB, RECORDINGS, RETENTION_JOB
+from server.clock import utcnow
 from server.db.models import Recording
 from server.settings import Settings
 from tests.support.review_data import seed_reviewable_call
@@ -27,8 +28,35 @@ pytestmark = [pytest.mark.integration, pytest.mark.needs_ffmpeg]
 
 
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return make_settings(tmp_path, review_sample_rate=1.0)
+def settings(tmp_path: Path, request: pytest.FixtureRequest) -> Settings:
+    overrides = getattr(request, "param", {})
+    return make_settings(tmp_path, review_sample_rate=1.0, **overrides)
+
+
+def block_storage(settings: Settings, call_id: str) -> Path:
+    """Make the storage unable to write this call's files, for real: its directory's path
+    is taken by a regular file (permission bits would not stop the root user tests may
+    run as). Answers the blocker; unlinking it lets the storage recover."""
+    blocker = settings.resolved_recordings_dir / call_id
+    blocker.write_bytes(b"")
+    return blocker
+
+
+async def call_ended_with_storage_blocked(
+    calls: CallHarness, settings: Settings
+) -> tuple[str, Path]:
+    """A connected call whose storage fails as it ends; answers its id and the blocker."""
+    call_id, seller, buyer = await calls.connected_call()
+    blocker = block_storage(settings, call_id)
+    await seller.ws.ok("hang_up", call_id=call_id)
+    await calls.ended(call_id, seller.ws, buyer.ws)
+    return call_id, blocker
+
+
+async def recording_rows(calls: CallHarness, call_id: str) -> list[Recording]:
+    async with calls.app[DB]() as session:
+        rows = await session.scalars(select(Recording).where(Recording.call_id == call_id))
+        return list(rows.all())
 
 
 def packet_counts(path: Path) -> tuple[dict[str, str], dict[str, int], float]:
@@ -159,39 +187,73 @@ async def test_a_report_after_the_call_makes_review_mandatory(
     assert [c["call_id"] for c in queue["calls"]] == [call_id]
 
 
+# The retry task waits far longer than this test: only the next start stores the files.
+@pytest.mark.parametrize("settings", [{"upload_retry_initial_seconds": 3600}], indirect=True)
 async def test_a_failed_upload_keeps_the_recording_for_the_next_start(
-    calls: CallHarness, settings: Settings, monkeypatch: pytest.MonkeyPatch
+    calls: CallHarness, settings: Settings
 ) -> None:
-    store = calls.app[RECORDING_STORAGE]
-    real_put = store.put
-
-    async def storage_down(key: str, local_path: Path) -> object:
-        raise StorageError("storage unreachable", retryable=True)
-
-    monkeypatch.setattr(store, "put", storage_down)
-    call_id, seller, buyer = await calls.connected_call()
-    await seller.ws.ok("hang_up", call_id=call_id)
-    await calls.ended(call_id, seller.ws, buyer.ws)
+    call_id, blocker = await call_ended_with_storage_blocked(calls, settings)
 
     row = await calls.call_row(call_id)
     assert row.sampled is True  # the review decision is written even so
-    async with calls.app[DB]() as session:
-        stored = (
-            await session.scalars(select(Recording).where(Recording.call_id == call_id))
-        ).all()
-    assert stored == []
+    assert {r.state for r in await recording_rows(calls, call_id)} == {"pending_upload"}
     staged = sorted(p.name for p in (settings.data_dir / "recording-staging" / call_id).iterdir())
     assert [n for n in staged if n.endswith(".webm")], staged
 
-    monkeypatch.setattr(store, "put", real_put)
+    blocker.unlink()
     assert await calls.app[RECORDINGS].recover_interrupted() == [call_id]
-    async with calls.app[DB]() as session:
-        stored = (
-            await session.scalars(select(Recording).where(Recording.call_id == call_id))
-        ).all()
+    stored = await recording_rows(calls, call_id)
     assert sorted(r.state for r in stored) == ["finalised", "finalised"]
     assert not (settings.data_dir / "recording-staging" / call_id).exists()
     assert (await calls.call_row(call_id)).review_required is True
+    assert calls.app[RECORDINGS].uploads_waiting == 0
+
+
+@pytest.mark.parametrize("settings", [{"upload_retry_initial_seconds": 0.2}], indirect=True)
+async def test_a_failed_upload_is_retried_and_the_drawn_call_waits_in_the_queue(
+    calls: CallHarness, settings: Settings
+) -> None:
+    call_id, blocker = await call_ended_with_storage_blocked(calls, settings)
+    recordings = calls.app[RECORDINGS]
+
+    # Drawn, nothing stored yet: queued at once, its recordings said to be on their way.
+    assert (await calls.call_row(call_id)).review_required is True
+    await calls.host.user("rev", "reviewer")
+    reviewer, csrf = await calls.signed_in("rev")
+    queue = await (await reviewer.get("/api/v1/review/queue?kind=sampled")).json()
+    assert [c["call_id"] for c in queue["calls"]] == [call_id]
+    detail = await (await reviewer.get(f"/api/v1/review/calls/{call_id}")).json()
+    assert {r["state"] for r in detail["recordings"]} == {"pending_upload"}
+    replay = await reviewer.post(
+        f"/api/v1/review/recordings/{detail['recordings'][0]['id']}/replay",
+        headers={"X-CSRF-Token": csrf},
+    )
+    assert replay.status == 409
+    assert (await replay.json())["error"]["code"] == "recording_not_ready"
+    # Retention keeps what is not stored yet.
+    assert await calls.app[RETENTION_JOB].run_once(utcnow() + timedelta(days=400)) == []
+
+    # Still failing: the task keeps trying (backing off) and loses nothing.
+    async with asyncio.timeout(30):
+        assert await recordings.next_retry_round() == 2
+        assert await recordings.next_retry_round() == 2
+
+    blocker.unlink()  # the storage recovers; no restart needed
+    async with asyncio.timeout(30):
+        while await recordings.next_retry_round():
+            pass
+    stored = await recording_rows(calls, call_id)
+    assert sorted(r.state for r in stored) == ["finalised", "finalised"]
+    for rec in stored:
+        path = settings.resolved_recordings_dir / rec.storage_key
+        assert path.stat().st_size == rec.size
+        codecs, counts, _duration = packet_counts(path)
+        assert codecs == {"video": "vp8", "audio": "opus"} and counts["video"] > 0
+    assert not (settings.data_dir / "recording-staging" / call_id).exists()
+    replay = await reviewer.post(
+        f"/api/v1/review/recordings/{stored[0].id}/replay", headers={"X-CSRF-Token": csrf}
+    )
+    assert replay.status == 200
 
 
 async def test_a_violation_verdict_ends_the_violators_live_call(calls: CallHarness) -> None:

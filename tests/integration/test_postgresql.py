@@ -16,6 +16,10 @@ from server.appkeys import DB
 from server.settings import Settings
 from tests.support.postgres import PostgresServer
 from tests.support.review_data import seed_reviewable_call
+from tests.support.review_races import (
+    concurrent_claims_answer_409_never_500,
+    concurrent_verdicts_make_one_violation,
+)
 from tests.support.service import Host, make_settings, sign_in
 
 pytestmark = pytest.mark.integration
@@ -75,3 +79,37 @@ async def test_the_api_runs_on_postgresql(
         await session.rollback()
         with pytest.raises(Exception, match="append-only"):
             await session.execute(text("DELETE FROM audit_log"))
+
+
+async def test_review_races_and_queue_filters_on_postgresql(
+    app: web.Application, server: TestServer
+) -> None:
+    async with TestClient(server) as host_client:
+        host = Host(host_client)
+        seller_id, buyer_id, thread_id = await host.eligible_pair()
+        for name in ("rev1", "rev2"):
+            await host.user(name, "reviewer")
+        for call_id, mandatory in (("raced", None), ("verdicts", None), ("reported", ["x"])):
+            await seed_reviewable_call(
+                app,
+                call_id=call_id,
+                thread_id=thread_id,
+                seller_id=seller_id,
+                buyer_id=buyer_id,
+                sampled=mandatory is None,
+                mandatory=mandatory,
+            )
+        reviewers = []
+        for name in ("rev1", "rev2"):
+            client = TestClient(server)
+            await client.start_server()
+            reviewers.append((client, await sign_in(client, host, name)))
+        try:
+            await concurrent_claims_answer_409_never_500(app, reviewers, "raced")
+            await concurrent_verdicts_make_one_violation(app, reviewers[0], "verdicts", seller_id)
+            # The kind filter runs in SQL, on PostgreSQL's JSON too.
+            queue = await (await reviewers[0][0].get("/api/v1/review/queue?kind=mandatory")).json()
+            assert [c["call_id"] for c in queue["calls"]] == ["reported"]
+        finally:
+            for client, _ in reviewers:
+                await client.close()

@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from typing import Any
 
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
-from sqlalchemy import func, select, text, update
+from sqlalchemy import event, func, select, text, update
 
 from server.appkeys import DB
 from server.clock import utcnow
-from server.db.models import AuditEntry, Review
+from server.db.models import AuditEntry, Call, Review
 from tests.support.review_data import MEDIA_BYTES, seed_reviewable_call
+from tests.support.review_races import (
+    concurrent_claims_answer_409_never_500,
+    concurrent_verdicts_make_one_violation,
+)
 from tests.support.service import AUTH, Host
 
 pytestmark = pytest.mark.integration
@@ -286,3 +291,86 @@ async def test_audit_log_is_append_only(
         await session.rollback()
         with pytest.raises(Exception, match="append-only"):
             await session.execute(text("DELETE FROM audit_log"))
+
+
+async def test_concurrent_verdicts_record_one_violation(
+    signed_in: Any, review_setup: dict[str, Any], app: web.Application
+) -> None:
+    reviewer = await signed_in("rev1")
+    await concurrent_verdicts_make_one_violation(app, reviewer, "call1", review_setup["seller"])
+
+
+async def test_concurrent_claims_answer_409_never_500(
+    signed_in: Any, review_setup: dict[str, Any], app: web.Application
+) -> None:
+    reviewers = [await signed_in("rev1"), await signed_in("rev2")]
+    await concurrent_claims_answer_409_never_500(app, reviewers, "call1")
+
+
+async def test_the_queue_shows_a_mandatory_call_behind_500_sampled_ones(
+    signed_in: Any, review_setup: dict[str, Any], app: web.Application
+) -> None:
+    # 500 sampled calls older than one mandatory call: the limit must not hide it.
+    old = utcnow() - timedelta(days=10)
+    async with app[DB]() as session, session.begin():
+        for i in range(500):
+            session.add(
+                Call(
+                    id=f"sampled{i:03}",
+                    thread_id=review_setup["thread"],
+                    seller_id=review_setup["seller"],
+                    buyer_id=review_setup["buyer"],
+                    state="ended",
+                    created_at=old + timedelta(seconds=i),
+                    review_required=True,
+                    sampled=True,
+                    mandatory_reasons=[],
+                )
+            )
+    await seed_reviewable_call(
+        app,
+        call_id="reported",
+        thread_id=review_setup["thread"],
+        seller_id=review_setup["seller"],
+        buyer_id=review_setup["buyer"],
+        created_at=utcnow() - timedelta(days=2),
+        sampled=False,
+        mandatory=["reported_by_participant"],
+    )
+    c, _ = await signed_in("rev1")
+    queue = await (await c.get("/api/v1/review/queue?kind=mandatory")).json()
+    assert [i["call_id"] for i in queue["calls"]] == ["reported"]
+    assert queue["calls"][0]["mandatory_reasons"] == ["reported_by_participant"]
+    sampled = await (await c.get("/api/v1/review/queue?kind=sampled")).json()
+    assert len(sampled["calls"]) == 500
+    assert "reported" not in {i["call_id"] for i in sampled["calls"]}
+
+
+async def test_the_queue_loads_only_the_users_it_shows(
+    signed_in: Any, review_setup: dict[str, Any], app: web.Application, host: Host
+) -> None:
+    for i in range(30):
+        await host.user(f"bystander{i}", "buyer")
+    c, _ = await signed_in("rev1")
+    engine = app[DB].kw["bind"].sync_engine
+    statements: list[str] = []
+
+    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        statements.append(" ".join(statement.split()))
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        queue = await (await c.get("/api/v1/review/queue")).json()
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    item = queue["calls"][0]
+    assert (item["seller"]["id"], item["buyer"]["id"]) == (
+        review_setup["seller"],
+        review_setup["buyer"],
+    )
+    # Every read of the users table is narrowed (the session's user, or joined to calls);
+    # none loads the whole table.
+    reads = [s for s in statements if re.search(r"\bFROM users\b", s)]
+    assert reads, statements
+    for statement in reads:
+        assert " WHERE " in statement or " JOIN " in statement, statement

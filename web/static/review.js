@@ -183,6 +183,10 @@ function renderPlayers(detail) {
     else if (recording.state === "recording") {
       note.textContent = "Still being finalised...";
       notReady.push(recording.id);
+    } else if (recording.state === "pending_upload") {
+      // Finalised, but the storage refused it so far; the service keeps retrying.
+      note.textContent = "Waiting for storage: the recording is uploaded as soon as storage answers.";
+      notReady.push(recording.id);
     } else if (recording.state === "interrupted") note.textContent = "Interrupted: the recording stops where the service stopped.";
     box.append(h("figure", { class: "player" }, video, h("figcaption", {}, label), note));
     if (recording.state === "finalised" || recording.state === "interrupted") {
