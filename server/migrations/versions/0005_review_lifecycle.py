@@ -1,7 +1,7 @@
 """review lifecycle: review row versions, one violation per call and subject
 
 Revision ID: 0005_review_lifecycle
-Revises: 0003
+Revises: 0009_cluster
 Create Date: 2026-12-04 02:30:00
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0005_review_lifecycle"
-down_revision: str | None = "0003"
+down_revision: str | None = "0009_cluster"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
