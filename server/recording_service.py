@@ -14,6 +14,7 @@ import contextlib
 import hashlib
 import hmac
 import logging
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -26,6 +27,7 @@ from recorder.sampling import ReviewSampler, RiskSignals
 from recorder.storage import LocalDirectoryStorage, RecordingStorage, S3Storage
 from server.clock import utcnow
 from server.db.models import Call, Recording
+from server.log_context import log_context
 from server.policy import effective_policy
 from server.settings import Settings
 
@@ -107,6 +109,19 @@ async def apply_review_decision(session: AsyncSession, call: Call, settings: Set
     )
 
 
+@dataclass(slots=True)
+class RecordingCounters:
+    """Counted per recording (never per frame); read by the metrics at scrape time."""
+
+    stored: int = 0
+    store_failed: int = 0
+    """Files that could not be uploaded (kept in staging for the next start-up)."""
+    finalise_failed: int = 0
+    """Calls whose recordings could not be finalised (recovered at the next start-up)."""
+    recovery_failed: int = 0
+    """Left-over recordings that could not be recovered at start-up."""
+
+
 class RecordingService:
     def __init__(
         self, settings: Settings, db: async_sessionmaker[AsyncSession], store: RecordingStore
@@ -117,6 +132,7 @@ class RecordingService:
         self._staging = (settings.data_dir / "recording-staging").resolve()
         self._recorders: dict[str, CallRecorder] = {}
         self._finishing: dict[str, asyncio.Task[None]] = {}
+        self.counters = RecordingCounters()
 
     def sink_for(self, call_id: str) -> CallRecorder:
         """The bridge's frame sink for this call (one recorder per call)."""
@@ -133,15 +149,17 @@ class RecordingService:
 
     async def call_ended(self, call_id: str) -> None:
         """Finalise and store the call's recordings, then decide on review."""
-        recorder = self._recorders.pop(call_id, None)
-        results: list[FinalisedRecording] = []
-        if recorder is not None:
-            try:
-                results = await recorder.aclose()
-            except Exception:
-                # What is on disk stays in staging; the next start-up recovers it.
-                log.exception("call %s: finalising the recordings failed", call_id)
-        await self._store_results(call_id, results)
+        with log_context(call_id=call_id):
+            recorder = self._recorders.pop(call_id, None)
+            results: list[FinalisedRecording] = []
+            if recorder is not None:
+                try:
+                    results = await recorder.aclose()
+                except Exception:
+                    # What is on disk stays in staging; the next start-up recovers it.
+                    self.counters.finalise_failed += 1
+                    log.exception("call %s: finalising the recordings failed", call_id)
+            await self._store_results(call_id, results)
 
     async def _store_results(self, call_id: str, results: list[FinalisedRecording]) -> None:
         """Store what can be stored, write its rows, and always write the review decision.
@@ -155,6 +173,7 @@ class RecordingService:
             try:
                 await self._store.put(key, result.path)
             except Exception:
+                self.counters.store_failed += 1
                 log.exception(
                     "call %s: storing a recording failed; kept for the next start-up", call_id
                 )
@@ -196,6 +215,8 @@ class RecordingService:
                 call.interrupted = True
             await session.flush()
             await apply_review_decision(session, call, self._settings)
+        # Counted once its row is committed: a stored recording is one the reviewer can find.
+        self.counters.stored += len(stored)
         await asyncio.to_thread(_remove_stored, self._staging / call_id, [r for r, _ in stored])
         log.info("call %s: %d of %d recording(s) stored", call_id, len(stored), len(results))
 
@@ -213,11 +234,13 @@ class RecordingService:
             try:
                 result = await asyncio.to_thread(recover_recording, manifest)
             except Exception:
+                self.counters.recovery_failed += 1
                 log.exception("could not recover recording %s", manifest.name)
                 continue
             by_call.setdefault(result.call_id, []).append(result)
         for call_id, results in by_call.items():
-            await self._store_results(call_id, results)
+            with log_context(call_id=call_id):
+                await self._store_results(call_id, results)
         return sorted(by_call)
 
     async def aclose(self) -> None:

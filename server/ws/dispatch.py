@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from server.calls.errors import CallError
 from server.calls.service import CallService
 from server.db.models import Thread
+from server.log_context import log_context
 from server.ws.connection import Connection
 from server.ws.presence import PresenceRegistry
 from signaling.call_state import CallStateError
@@ -103,6 +104,11 @@ class Dispatcher:
         self._db = db
 
     async def dispatch(self, conn: Connection, message: ClientMessage) -> None:
+        # Log lines (and the tasks started) while handling a call's message name the call.
+        with log_context(call_id=getattr(message, "call_id", None)):
+            await self._dispatch(conn, message)
+
+    async def _dispatch(self, conn: Connection, message: ClientMessage) -> None:
         try:
             replies = await self._handle(conn, message)
         except Exception as exc:

@@ -24,12 +24,14 @@ from server.appkeys import (
     ELIGIBILITY_WATCH,
     RECORDING_SINK_FACTORY,
     SETTINGS,
+    WS_COUNTERS,
     WS_DISPATCHER,
     WS_PRESENCE,
 )
 from server.calls.service import CallService, SinkFactory, adapt_sink_factory
 from server.ws.dispatch import Dispatcher
 from server.ws.presence import PresenceRegistry
+from server.ws.socket_counters import SocketCounters
 from server.ws.socket_loop import websocket_handler
 from signaling import ws_limits
 from signaling.ws_limits import CloseCode
@@ -56,6 +58,7 @@ async def calls_ctx(app: web.Application) -> AsyncIterator[None]:
     )
     await calls.end_stale_calls()
     app[WS_PRESENCE] = presence
+    app[WS_COUNTERS] = SocketCounters()
     app[CALLS] = calls
     app[WS_DISPATCHER] = Dispatcher(calls=calls, presence=presence, db=app[DB])
     app[ELIGIBILITY_WATCH].subscribe(calls.on_eligibility_change)
