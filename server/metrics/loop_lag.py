@@ -19,9 +19,9 @@ LAG_BUCKETS: Final = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.
 class LoopLagSampler:
     """Owns its sampling task: ``start`` once, ``aclose`` (safe twice) cancels and awaits."""
 
-    def __init__(
-        self, registry: CollectorRegistry, interval: float = SAMPLE_INTERVAL_SECONDS
-    ) -> None:
+    def __init__(self, registry: CollectorRegistry, interval: float | None = None) -> None:
+        # Read when made, so tests can patch the module's interval small.
+        interval = interval or SAMPLE_INTERVAL_SECONDS
         self._interval = interval
         self.histogram = Histogram(
             "inboxcall_event_loop_lag_seconds",

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import sys
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -28,18 +27,13 @@ from tests.support.encoded_media import EncodedClip, encoded_clip
 from tests.support.media_peers import Progress
 from tests.support.rtc_client import Participant
 from tests.support.service import AUTH, INTEGRATION_KEY
+from tests.support.tools import free_port
 from tests.support.ws_client import WsClient
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 REPO = Path(__file__).resolve().parents[2]
 MAX_LOSS_S = 1.0
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class ServiceProcess:
