@@ -9,7 +9,7 @@ import sys
 
 from aiohttp import web
 
-from server.log_context import configure_logging
+from server.log_context import PathOnlyAccessLogger, configure_logging
 from server.settings import Settings
 
 
@@ -24,7 +24,9 @@ async def _serve_until_stopped(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    runner = web.AppRunner(create_app(settings), handle_signals=False)
+    runner = web.AppRunner(
+        create_app(settings), handle_signals=False, access_log_class=PathOnlyAccessLogger
+    )
     await runner.setup()
     site = web.TCPSite(runner, settings.host, settings.port)
     await site.start()

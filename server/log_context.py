@@ -19,6 +19,9 @@ from collections.abc import Iterator
 from contextvars import ContextVar
 from typing import Literal, TextIO
 
+from aiohttp.abc import AbstractAccessLogger
+from aiohttp.web_request import BaseRequest
+from aiohttp.web_response import StreamResponse
 from pythonjsonlogger.json import JsonFormatter
 
 call_id_var: ContextVar[str | None] = ContextVar("inboxcall_call_id", default=None)
@@ -29,6 +32,16 @@ TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
 JSON_FIELDS = ("asctime", "levelname", "name", "message", *CONTEXT_FIELDS)
 
 LogFormat = Literal["text", "json"]
+
+# Loggers whose lower levels print personal data, and the lowest level they may log at:
+# aiosqlite's DEBUG lines carry every query's parameters (names, chat text), aiortc's
+# peer connection logs whole SDPs at DEBUG. Alembic's step-by-step INFO lines at every
+# start are only noise.
+LOGGER_FLOORS: dict[str, int] = {
+    "aiosqlite": logging.INFO,
+    "aiortc.rtcpeerconnection": logging.INFO,
+    "alembic": logging.WARNING,
+}
 
 
 @contextlib.contextmanager
@@ -47,6 +60,20 @@ def log_context(*, call_id: str | None = None) -> Iterator[None]:
 def set_connection_id(connection_id: str) -> None:
     """For the rest of the current task (a socket's handler): its connection id."""
     connection_id_var.set(connection_id)
+
+
+class PathOnlyAccessLogger(AbstractAccessLogger):
+    """aiohttp's access log without query strings: login and join links carry tokens there."""
+
+    def log(self, request: BaseRequest, response: StreamResponse, time: float) -> None:
+        self.logger.info(
+            '%s "%s %s" %s %.3f s',
+            request.remote,
+            request.method,
+            request.path,
+            response.status,
+            time,
+        )
 
 
 class ContextFilter(logging.Filter):
@@ -97,6 +124,12 @@ def make_handler(
     return handler
 
 
+def apply_logger_floors() -> None:
+    for name, floor in LOGGER_FLOORS.items():
+        logger = logging.getLogger(name)
+        logger.setLevel(max(logger.level, floor))
+
+
 def configure_logging(log_format: LogFormat, node: str, level: int = logging.INFO) -> None:
     """The process's one log handler (on the root logger), replacing any set before."""
     root = logging.getLogger()
@@ -104,5 +137,4 @@ def configure_logging(log_format: LogFormat, node: str, level: int = logging.INF
         root.removeHandler(old)
     root.addHandler(make_handler(log_format, node))
     root.setLevel(level)
-    # Migrations run at every start; their step-by-step INFO lines are noise there.
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+    apply_logger_floors()
