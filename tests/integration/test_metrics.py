@@ -4,6 +4,8 @@ parser before, during and after a real call through the bridge (real aiortc peer
 from __future__ import annotations
 
 import asyncio
+import json
+import re
 from pathlib import Path
 
 import aiohttp
@@ -136,6 +138,24 @@ async def test_rate_limited_messages_are_counted(
     assert value(samples, "inboxcall_ws_rate_limit_closes_total") == 0
 
 
+async def test_slow_consumer_closes_are_counted(
+    calls: CallHarness, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A burst of presence replies bigger than the outbound queue: the client is dropped.
+    monkeypatch.setattr(ws_limits, "OUTBOUND_QUEUE_MAX", 4)
+    host = calls.host
+    await host.user("busy-buyer", "buyer", vid=True)
+    threads = [f"busy-{i}" for i in range(8)]
+    for thread_id in threads:
+        await host.user(f"other-{thread_id}", "seller", business_program="member")
+        await host.thread(thread_id, f"other-{thread_id}", "busy-buyer")
+    ws = await calls.socket("busy-buyer")
+    assert value(await scrape(settings), "inboxcall_ws_slow_consumer_closes_total") == 0
+    await ws.send("subscribe_presence", id=1, thread_ids=threads)
+    assert await ws.wait_closed() == 4002
+    assert value(await scrape(settings), "inboxcall_ws_slow_consumer_closes_total") == 1
+
+
 async def test_the_public_port_does_not_serve_metrics(
     server: TestServer, settings: Settings
 ) -> None:
@@ -163,3 +183,35 @@ async def test_metrics_are_off_without_a_port(tmp_path: Path) -> None:
         assert MEDIA_METRICS not in app
     finally:
         await test_server.close()
+
+
+DASHBOARD = Path(__file__).resolve().parents[2] / "deploy" / "grafana" / "inboxcall.json"
+
+
+async def test_the_grafana_dashboard_asks_only_for_metrics_the_service_exposes(
+    server: TestServer, settings: Settings
+) -> None:
+    dashboard = json.loads(DASHBOARD.read_text())
+    exprs = [target["expr"] for panel in dashboard["panels"] for target in panel.get("targets", [])]
+    asked = {name for expr in exprs for name in re.findall(r"\binboxcall_\w+", expr)}
+    exposed = {name for name, _labels in await scrape(settings)}
+    assert asked, "the dashboard has no queries"
+    assert asked <= exposed, f"not exposed: {sorted(asked - exposed)}"
+    # Every metric the issue names has a panel.
+    for name in (
+        "inboxcall_calls_live",
+        "inboxcall_calls_started_total",
+        "inboxcall_calls_ended_total",
+        "inboxcall_media_frames_forwarded_total",
+        "inboxcall_media_frames_dropped_total",
+        "inboxcall_media_keyframe_requests_total",
+        "inboxcall_recordings_stored_total",
+        "inboxcall_recordings_failed_total",
+        "inboxcall_recorder_queue_depth",
+        "inboxcall_recorder_frames_dropped_total",
+        "inboxcall_ws_connections",
+        "inboxcall_ws_slow_consumer_closes_total",
+        "inboxcall_ws_rate_limited_messages_total",
+        "inboxcall_event_loop_lag_seconds_bucket",
+    ):
+        assert name in asked, name
