@@ -63,3 +63,14 @@ def test_the_log_format_is_checked(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("INBOXCALL_NODE_NAME", "edge-1")
     settings = Settings()
     assert (settings.log_format, settings.node_name) == ("json", "edge-1")
+
+
+def test_message_validation_errors_do_not_repeat_personal_data() -> None:
+    from signaling.ws_protocol import Caller, ClientChatMessage
+
+    with pytest.raises(ValidationError) as refused_name:
+        Caller(id="u1", display_name="Ophelia Brightwater " * 20)
+    with pytest.raises(ValidationError) as refused_chat:
+        ClientChatMessage(call_id="c1", text=["the pelican flies at midnight"])  # type: ignore[arg-type]
+    assert "Ophelia" not in str(refused_name.value)
+    assert "pelican" not in str(refused_chat.value)
