@@ -75,24 +75,11 @@ def captured_log() -> Iterator[CapturedLog]:
 async def test_a_call_logs_ids_as_json_and_nothing_personal(
     calls: CallHarness, captured_log: CapturedLog
 ) -> None:
-    host = calls.host
-    await host.user("s-logs", "seller", business_program="member", display_name=SELLER_NAME)
-    await host.user("b-logs", "buyer", vid=True, display_name=BUYER_NAME)
-    await host.thread("t-logs", "s-logs", "b-logs")
-    seller = await calls.participant("s-logs")
-    buyer = await calls.participant("b-logs")
-    call_id = await calls.ring(seller, buyer, "t-logs")
+    call_id, seller, buyer = await calls.connected_call(
+        "-logs", seller_name=SELLER_NAME, buyer_name=BUYER_NAME
+    )
     incoming = [m for m in buyer.ws.log if m["type"] == "incoming_call"]
     assert incoming[-1]["caller"]["display_name"] == SELLER_NAME  # the name was in play
-    await seller.connect_media(call_id)
-    await buyer.ws.ok("accept_call", call_id=call_id, recording_notice_accepted=True)
-    await buyer.connect_media(call_id)
-    for p in (seller, buyer):
-        await p.ws.call_state("active", timeout=15)
-    await calls.progress.wait_for(
-        lambda: all(len(p.media.received["video"]) >= 3 for p in (seller, buyer)),
-        "video both ways",
-    )
     for text in CHAT_TEXTS:
         reply = await buyer.ws.ok("chat", call_id=call_id, text=text)
         assert reply["message"]["text"] == text

@@ -15,7 +15,6 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from server.metrics import loop_lag
 from server.settings import Settings
-from signaling import ws_limits
 from tests.support.rtc_client import CallHarness
 from tests.support.service import make_settings
 from tests.support.tools import free_port
@@ -118,42 +117,6 @@ async def test_event_loop_lag_is_sampled_into_a_histogram(
     counts = [buckets[le] for le in sorted(buckets)]
     assert counts == sorted(counts)
     assert value(samples, "inboxcall_event_loop_lag_seconds_sum") >= 0
-
-
-async def test_rate_limited_messages_are_counted(
-    calls: CallHarness, settings: Settings, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(ws_limits, "RATE_LIMIT_BURST", 2)
-    monkeypatch.setattr(ws_limits, "RATE_LIMIT_PER_SECOND", 0.01)
-    monkeypatch.setattr(ws_limits, "RATE_LIMIT_STRIKES_BEFORE_CLOSE", 100)
-    seller_id, _buyer_id, _thread_id = await calls.host.eligible_pair()
-    ws = await calls.socket(seller_id)
-    assert value(await scrape(settings), "inboxcall_ws_rate_limited_messages_total") == 0
-    for i in range(1, 6):
-        await ws.send("ping", id=i)
-    replies = [await ws.wait_for(None, lambda m, i=i: m.get("id") == i) for i in range(1, 6)]
-    assert [r["type"] for r in replies] == ["pong"] * 2 + ["error"] * 3
-    samples = await scrape(settings)
-    assert value(samples, "inboxcall_ws_rate_limited_messages_total") == 3
-    assert value(samples, "inboxcall_ws_rate_limit_closes_total") == 0
-
-
-async def test_slow_consumer_closes_are_counted(
-    calls: CallHarness, settings: Settings, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # A burst of presence replies bigger than the outbound queue: the client is dropped.
-    monkeypatch.setattr(ws_limits, "OUTBOUND_QUEUE_MAX", 4)
-    host = calls.host
-    await host.user("busy-buyer", "buyer", vid=True)
-    threads = [f"busy-{i}" for i in range(8)]
-    for thread_id in threads:
-        await host.user(f"other-{thread_id}", "seller", business_program="member")
-        await host.thread(thread_id, f"other-{thread_id}", "busy-buyer")
-    ws = await calls.socket("busy-buyer")
-    assert value(await scrape(settings), "inboxcall_ws_slow_consumer_closes_total") == 0
-    await ws.send("subscribe_presence", id=1, thread_ids=threads)
-    assert await ws.wait_closed() == 4002
-    assert value(await scrape(settings), "inboxcall_ws_slow_consumer_closes_total") == 1
 
 
 async def test_the_public_port_does_not_serve_metrics(
