@@ -87,7 +87,9 @@ async def metrics_ctx(app: web.Application) -> AsyncIterator[None]:
 
     calls.transition_listeners.append(on_transition)
     hooks = app[CALL_ENDED_HOOKS]
-    hooks.append(on_call_ended)
+    # First: the bridge and recorder are closed by now, and the recording service's hook
+    # (finalising, uploading) may take a while; the call carries no media meanwhile.
+    hooks.insert(0, on_call_ended)
     runner = web.AppRunner(metrics_app(registry), handle_signals=False, access_log=None)
     await runner.setup()
     try:
