@@ -27,9 +27,9 @@ from pythonjsonlogger.json import JsonFormatter
 call_id_var: ContextVar[str | None] = ContextVar("inboxcall_call_id", default=None)
 connection_id_var: ContextVar[str | None] = ContextVar("inboxcall_connection_id", default=None)
 
-CONTEXT_FIELDS = ("call_id", "connection_id", "node")
+CONTEXT_FIELDS = ("call_id", "connection_id", "node", "media_worker")
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
-JSON_FIELDS = ("asctime", "levelname", "name", "message", *CONTEXT_FIELDS)
+JSON_FIELDS = ("asctime", "levelname", "name", "message", "call_id", "connection_id", "node")
 
 LogFormat = Literal["text", "json"]
 
@@ -77,16 +77,21 @@ class PathOnlyAccessLogger(AbstractAccessLogger):
 
 
 class ContextFilter(logging.Filter):
-    """Copies the context's ids and the node name onto every record it sees."""
+    """Copies the context's ids and the node name (and, in a media worker process, its
+    index) onto every record it sees."""
 
-    def __init__(self, node: str) -> None:
+    def __init__(self, node: str, media_worker: str | None = None) -> None:
         super().__init__()
         self.node = node
+        self.media_worker = media_worker
 
     def filter(self, record: logging.LogRecord) -> bool:
         record.call_id = call_id_var.get()
         record.connection_id = connection_id_var.get()
         record.node = self.node
+        if self.media_worker is not None:
+            # Only in workers; the JSON formatter adds any extra attribute as a field.
+            record.media_worker = self.media_worker
         return True
 
 
@@ -116,11 +121,15 @@ def make_formatter(log_format: LogFormat) -> logging.Formatter:
 
 
 def make_handler(
-    log_format: LogFormat, node: str, stream: TextIO | None = None
+    log_format: LogFormat,
+    node: str,
+    stream: TextIO | None = None,
+    *,
+    media_worker: str | None = None,
 ) -> logging.StreamHandler[TextIO]:
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(make_formatter(log_format))
-    handler.addFilter(ContextFilter(node))
+    handler.addFilter(ContextFilter(node, media_worker))
     return handler
 
 
@@ -130,11 +139,17 @@ def apply_logger_floors() -> None:
         logger.setLevel(max(logger.level, floor))
 
 
-def configure_logging(log_format: LogFormat, node: str, level: int = logging.INFO) -> None:
+def configure_logging(
+    log_format: LogFormat,
+    node: str,
+    level: int | str = logging.INFO,
+    *,
+    media_worker: str | None = None,
+) -> None:
     """The process's one log handler (on the root logger), replacing any set before."""
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)
-    root.addHandler(make_handler(log_format, node))
+    root.addHandler(make_handler(log_format, node, media_worker=media_worker))
     root.setLevel(level)
     apply_logger_floors()

@@ -13,6 +13,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from server.calls.live_call import LiveCall
+from server.media.worker_pool import MediaWorkerPool
 from server.recording_service import RecordingCounters
 from server.ws.socket_counters import SocketCounters
 from signaling.call_state import CallTransition, EndReason, PhaseChanged
@@ -73,7 +74,6 @@ class RecordingMetrics(Collector):
             "Recording failures, by stage; what failed stays in staging for the next start-up.",
             labels=["stage"],
         )
-        failed.add_metric(["finalise"], c.finalise_failed)
         failed.add_metric(["store"], c.store_failed)
         failed.add_metric(["recover"], c.recovery_failed)
         yield failed
@@ -112,3 +112,52 @@ class SocketMetrics(Collector):
             "Call WebSockets closed for flooding past the rate limit.",
             value=c.rate_limit_closes,
         )
+
+
+class MediaWorkerMetrics(Collector):
+    """The media workers' own reports: alive, calls placed, CPU, loop lag, UDP drops.
+
+    Read from the pool's latest ``load`` event of each worker (sent every few seconds);
+    a replaced worker starts its CPU and drop counters from zero, which ``rate()`` reads
+    as a counter reset.
+    """
+
+    def __init__(self, pool: MediaWorkerPool) -> None:
+        self._pool = pool
+
+    def collect(self) -> Iterator[Metric]:
+        up = GaugeMetricFamily(
+            "inboxcall_media_worker_up", "1 while the media worker runs.", labels=["worker"]
+        )
+        placed = GaugeMetricFamily(
+            "inboxcall_media_worker_calls", "Calls placed on the media worker.", labels=["worker"]
+        )
+        cpu = CounterMetricFamily(
+            "inboxcall_media_worker_cpu_seconds",
+            "CPU time of the media worker process (as of its last load report).",
+            labels=["worker"],
+        )
+        lag = GaugeMetricFamily(
+            "inboxcall_media_worker_loop_lag_seconds",
+            "The media worker's event-loop lag over its recent samples.",
+            labels=["worker", "quantile"],
+        )
+        drops = CounterMetricFamily(
+            "inboxcall_media_worker_datagrams_dropped",
+            "UDP datagrams the media worker dropped because its receive queue was full.",
+            labels=["worker"],
+        )
+        for index, worker in enumerate(self._pool.workers):
+            label = str(index)
+            running = worker is not None and worker.alive and worker.ready
+            up.add_metric([label], 1 if running else 0)
+            placed.add_metric([label], len(worker.calls) if worker is not None else 0)
+            if worker is None or not worker.alive:
+                continue
+            load = worker.load
+            cpu.add_metric([label], load.cpu_seconds)
+            drops.add_metric([label], load.datagrams_dropped)
+            for name, quantile in (("p50", "0.5"), ("p99", "0.99"), ("max", "1")):
+                if name in load.loop_lag:
+                    lag.add_metric([label, quantile], load.loop_lag[name])
+        yield from (up, placed, cpu, lag, drops)

@@ -6,25 +6,22 @@ may share a machine). The registry is this app's own, so every name on it starts
 ``inboxcall_`` and two apps in one process (tests) do not share counters.
 
 ``metrics_ctx`` wires the collectors to their owners: a transition listener on the call
-service (calls started/ended, and which calls carry media), a call-ended hook (a call's
-final media counters), and the counters the recording service and the sockets keep.
-Media that runs elsewhere (worker processes) joins through ``app[MEDIA_METRICS]``:
-``add_source`` a ``MediaStatsSource`` and hand it each call's last snapshot through
-``call_ended``.
+service (calls started and ended; which calls carry media, and their last counters when
+they end), the call media's own stats (read before each scrape, per media worker), the
+media workers' load reports, and the counters the recording service and sockets keep.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, ProcessCollector
 from prometheus_client.exposition import generate_latest
 
-from recorder.call_recorder import CallRecorder, RecorderStats
 from server.appkeys import (
-    CALL_ENDED_HOOKS,
     CALLS,
+    MEDIA_HOST,
     MEDIA_METRICS,
     RECORDINGS,
     SETTINGS,
@@ -32,17 +29,28 @@ from server.appkeys import (
     WS_PRESENCE,
 )
 from server.calls.live_call import LiveCall
-from server.metrics.collectors import CallMetrics, RecordingMetrics, SocketMetrics
+from server.media.call_media import CallMedia
+from server.media.worker_pool import MediaWorkerPool, RemoteCallMedia
+from server.metrics.collectors import (
+    CallMetrics,
+    MediaWorkerMetrics,
+    RecordingMetrics,
+    SocketMetrics,
+)
 from server.metrics.loop_lag import LoopLagSampler
-from server.metrics.media import INPROC_WORKER, InProcessMediaStats, MediaCollector
+from server.metrics.media import INPROC_WORKER, LiveCallMediaStats, MediaCollector
 from signaling.call_state import CallTransition, PhaseChanged
 
 METRICS_PATH = "/metrics"
 
 
-def metrics_app(registry: CollectorRegistry) -> web.Application:
+def metrics_app(
+    registry: CollectorRegistry, before_scrape: Callable[[], Awaitable[None]]
+) -> web.Application:
     async def metrics(_request: web.Request) -> web.Response:
-        # Collecting reads in-memory counters only; it is cheap enough to run on the loop.
+        await before_scrape()
+        # Collecting reads in-memory counters only; it is cheap enough to run on the loop
+        # (bench/bench_metrics.py).
         body = generate_latest(registry)
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
@@ -51,8 +59,8 @@ def metrics_app(registry: CollectorRegistry) -> web.Application:
     return app
 
 
-def _recorder_stats(live: LiveCall) -> RecorderStats | None:
-    return live.sink.stats() if isinstance(live.sink, CallRecorder) else None
+def worker_of(media: CallMedia) -> str:
+    return str(media.worker.index) if isinstance(media, RemoteCallMedia) else INPROC_WORKER
 
 
 async def metrics_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -63,34 +71,38 @@ async def metrics_ctx(app: web.Application) -> AsyncIterator[None]:
         return
     calls = app[CALLS]
     presence = app[WS_PRESENCE]
+    host = app[MEDIA_HOST]
+    pool = host if isinstance(host, MediaWorkerPool) else None
+    workers = [str(i) for i in range(len(pool.workers))] if pool else [INPROC_WORKER]
     registry = CollectorRegistry(auto_describe=True)
     call_metrics = CallMetrics(live_calls=lambda: len(calls.live_call_ids))
-    media = MediaCollector(workers=[INPROC_WORKER])
-    inproc = InProcessMediaStats(media)
-    media.add_source(inproc)
+    media = MediaCollector(workers=workers)
+    call_media = LiveCallMediaStats(media, worker_of)
+    media.add_source(call_media)
     registry.register(call_metrics)
     registry.register(media)
-    if RECORDINGS in app:
-        registry.register(RecordingMetrics(app[RECORDINGS].counters))
+    if pool is not None:
+        registry.register(MediaWorkerMetrics(pool))
+    registry.register(RecordingMetrics(app[RECORDINGS].counters))
     registry.register(SocketMetrics(app[WS_COUNTERS], lambda: len(presence.connections())))
     ProcessCollector(namespace="inboxcall", registry=registry)
     lag = LoopLagSampler(registry)
 
     def on_transition(live: LiveCall, transition: CallTransition) -> None:
         call_metrics.on_transition(live, transition)
-        if any(isinstance(c, PhaseChanged) and c.previous is None for c in transition.changes):
-            inproc.track(live.call_id, live.bridge.stats, lambda: _recorder_stats(live))
-
-    async def on_call_ended(call_id: str) -> None:
-        # Runs once the call's bridge and recorder are closed: their counters are final.
-        inproc.untrack(call_id)
+        for change in transition.changes:
+            if not isinstance(change, PhaseChanged):
+                continue
+            if change.previous is None:
+                call_media.track(live.media)
+            if change.end is not None:
+                # Synchronous with the end, before the teardown closes the media.
+                call_media.call_ending(live.call_id)
 
     calls.transition_listeners.append(on_transition)
-    hooks = app[CALL_ENDED_HOOKS]
-    # First: the bridge and recorder are closed by now, and the recording service's hook
-    # (finalising, uploading) may take a while; the call carries no media meanwhile.
-    hooks.insert(0, on_call_ended)
-    runner = web.AppRunner(metrics_app(registry), handle_signals=False, access_log=None)
+    runner = web.AppRunner(
+        metrics_app(registry, call_media.refresh), handle_signals=False, access_log=None
+    )
     await runner.setup()
     try:
         site = web.TCPSite(runner, settings.metrics_host, settings.metrics_port)
@@ -102,4 +114,4 @@ async def metrics_ctx(app: web.Application) -> AsyncIterator[None]:
         await lag.aclose()
         await runner.cleanup()
         calls.transition_listeners.remove(on_transition)
-        hooks.remove(on_call_ended)
+        await call_media.aclose()

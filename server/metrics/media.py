@@ -5,10 +5,10 @@ The bridge and the recorder already count everything per call (``BridgeStats``,
 ``CallMediaSnapshot`` (plain counters, picklable, JSON-able) per call it carries media
 for; ``MediaCollector`` reads every source at scrape time and labels by ``worker``.
 
-Today one source runs in the control process (``InProcessMediaStats``, worker
-``inproc``). A media worker process can feed the same collector: it builds snapshots with
-``snapshot_of`` and sends them up; the control side answers them from a source and
-hands each call's last snapshot to ``MediaCollector.call_ended``.
+``LiveCallMediaStats`` is the source for the node's calls: it asks each call's
+``CallMedia`` for its stats (over IPC when the call runs on a media worker, labelled by
+the worker's index; ``inproc`` when media runs in the serving process) before every
+scrape, and hands each call's last counters to ``MediaCollector.call_ended``.
 
 Counters must never go down while the process lives, though calls come and go: what
 ended calls counted is kept per worker (``call_ended``), and a call that vanishes from
@@ -17,6 +17,8 @@ its source without an ended snapshot (its worker died) is kept at its last-seen 
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -26,7 +28,10 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from recorder.call_recorder import ParticipantRecordingStats, RecorderStats
+from server.media.call_media import CallMedia
 from signaling.media_bridge import BridgeStats
+
+log = logging.getLogger(__name__)
 
 INPROC_WORKER: Final = "inproc"
 KINDS: Final = ("audio", "video")
@@ -232,33 +237,68 @@ class MediaCollector(Collector):
         yield from (media_calls, forwarded, dropped, keyframes, depth, recorder_dropped)
 
 
-StatsReader = Callable[[], CallMediaSnapshot]
+# A call's media answers within this or its snapshot stays as last read (kept, not lost).
+STATS_TIMEOUT_SECONDS: Final = 2.0
 
 
-class InProcessMediaStats:
-    """The source for calls whose bridge and recorder run in this process."""
+class LiveCallMediaStats:
+    """The source for the calls of this node, wherever their media runs.
 
-    def __init__(self, collector: MediaCollector, worker: str = INPROC_WORKER) -> None:
-        self.worker = worker
+    ``refresh`` (before every scrape) asks each live call's media for its counters: in
+    this process that is a read of the bridge and recorder, on a media worker one IPC
+    round-trip per call. ``call_ending`` takes a call's last counters while its media is
+    still open (the call just ended, its teardown has not closed it yet) and hands them to
+    the collector. Both run in tasks this source owns (``aclose``).
+    """
+
+    def __init__(self, collector: MediaCollector, worker_of: Callable[[CallMedia], str]) -> None:
         self._collector = collector
-        self._calls: dict[str, StatsReader] = {}
+        self._worker_of = worker_of
+        self._media: dict[str, CallMedia] = {}
+        self._latest: dict[str, CallMediaSnapshot] = {}
+        self._endings: set[asyncio.Task[None]] = set()
 
-    def track(
-        self,
-        call_id: str,
-        bridge_stats: Callable[[], BridgeStats],
-        recorder_stats: Callable[[], RecorderStats | None],
-    ) -> None:
-        self._calls[call_id] = lambda: snapshot_of(
-            bridge_stats(), recorder_stats(), worker=self.worker
+    def track(self, media: CallMedia) -> None:
+        self._media[media.call_id] = media
+
+    def call_ending(self, call_id: str) -> None:
+        media = self._media.pop(call_id, None)
+        if media is None:
+            return
+        task = asyncio.get_running_loop().create_task(
+            self._final(media), name=f"metrics-final-stats-{call_id}"
         )
+        self._endings.add(task)
+        task.add_done_callback(self._endings.discard)
 
-    def untrack(self, call_id: str) -> None:
-        """The call's media is closed: hand its final counters to the collector."""
-        read = self._calls.pop(call_id, None)
-        if read is not None:
-            self._collector.call_ended(read())
+    async def _read(self, media: CallMedia) -> CallMediaSnapshot | None:
+        try:
+            async with asyncio.timeout(STATS_TIMEOUT_SECONDS):
+                stats = await media.stats()
+        except Exception as exc:
+            log.info("call=%s media stats unavailable (%s)", media.call_id, type(exc).__name__)
+            return None
+        return snapshot_of(stats.bridge, stats.recorder, worker=self._worker_of(media))
 
-    def snapshots(self) -> Iterator[CallMediaSnapshot]:
-        for read in list(self._calls.values()):
-            yield read()
+    async def _final(self, media: CallMedia) -> None:
+        final = await self._read(media)
+        last = self._latest.pop(media.call_id, None)
+        ended = final or last
+        if ended is not None:
+            self._collector.call_ended(ended)
+
+    async def refresh(self) -> None:
+        media = list(self._media.values())
+        snapshots = await asyncio.gather(*(self._read(m) for m in media))
+        for m, snapshot in zip(media, snapshots, strict=True):
+            # A call that ended meanwhile is the final read's to report.
+            if snapshot is not None and m.call_id in self._media:
+                self._latest[m.call_id] = snapshot
+
+    def snapshots(self) -> list[CallMediaSnapshot]:
+        return list(self._latest.values())
+
+    async def aclose(self) -> None:
+        """Wait for the final reads under way (each bounded by its timeout)."""
+        while self._endings:
+            await asyncio.gather(*self._endings, return_exceptions=True)

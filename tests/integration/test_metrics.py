@@ -4,54 +4,26 @@ parser before, during and after a real call through the bridge (real aiortc peer
 from __future__ import annotations
 
 import asyncio
-import json
-import re
 from pathlib import Path
 
 import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
-from prometheus_client.parser import text_string_to_metric_families
 
 from server.metrics import loop_lag
 from server.settings import Settings
+from tests.support.metrics import scrape, total, value
 from tests.support.rtc_client import CallHarness
 from tests.support.service import make_settings
-from tests.support.tools import free_port
+from tests.support.service_process import free_port
 
 pytestmark = pytest.mark.integration
-
-Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
 
 @pytest.fixture
 def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
     monkeypatch.setattr(loop_lag, "SAMPLE_INTERVAL_SECONDS", 0.02)
     return make_settings(tmp_path, metrics_port=free_port())
-
-
-async def scrape(settings: Settings) -> Samples:
-    url = f"http://{settings.metrics_host}:{settings.metrics_port}/metrics"
-    async with aiohttp.ClientSession() as session, session.get(url) as resp:
-        assert resp.status == 200
-        assert resp.content_type == "text/plain"
-        text = await resp.text()
-    samples: Samples = {}
-    for family in text_string_to_metric_families(text):
-        assert family.name.startswith("inboxcall_"), family.name
-        for s in family.samples:
-            samples[s.name, frozenset(s.labels.items())] = s.value
-    return samples
-
-
-def value(samples: Samples, name: str, **labels: str) -> float:
-    return samples[name, frozenset(labels.items())]
-
-
-def total(samples: Samples, name: str, **labels: str) -> float:
-    """Sum over every series of ``name`` whose labels include ``labels``."""
-    wanted = set(labels.items())
-    return sum(v for (n, ls), v in samples.items() if n == name and wanted <= ls)
 
 
 async def test_metrics_move_with_a_real_call(calls: CallHarness, settings: Settings) -> None:
@@ -146,35 +118,3 @@ async def test_metrics_are_off_without_a_port(tmp_path: Path) -> None:
         assert MEDIA_METRICS not in app
     finally:
         await test_server.close()
-
-
-DASHBOARD = Path(__file__).resolve().parents[2] / "deploy" / "grafana" / "inboxcall.json"
-
-
-async def test_the_grafana_dashboard_asks_only_for_metrics_the_service_exposes(
-    server: TestServer, settings: Settings
-) -> None:
-    dashboard = json.loads(DASHBOARD.read_text())
-    exprs = [target["expr"] for panel in dashboard["panels"] for target in panel.get("targets", [])]
-    asked = {name for expr in exprs for name in re.findall(r"\binboxcall_\w+", expr)}
-    exposed = {name for name, _labels in await scrape(settings)}
-    assert asked, "the dashboard has no queries"
-    assert asked <= exposed, f"not exposed: {sorted(asked - exposed)}"
-    # Every metric the issue names has a panel.
-    for name in (
-        "inboxcall_calls_live",
-        "inboxcall_calls_started_total",
-        "inboxcall_calls_ended_total",
-        "inboxcall_media_frames_forwarded_total",
-        "inboxcall_media_frames_dropped_total",
-        "inboxcall_media_keyframe_requests_total",
-        "inboxcall_recordings_stored_total",
-        "inboxcall_recordings_failed_total",
-        "inboxcall_recorder_queue_depth",
-        "inboxcall_recorder_frames_dropped_total",
-        "inboxcall_ws_connections",
-        "inboxcall_ws_slow_consumer_closes_total",
-        "inboxcall_ws_rate_limited_messages_total",
-        "inboxcall_event_loop_lag_seconds_bucket",
-    ):
-        assert name in asked, name

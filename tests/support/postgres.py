@@ -12,7 +12,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from tests.support.tools import free_port
+from tests.support.service_process import free_port
 
 
 def postgres_bin_dir() -> Path:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 
 import pytest
 
@@ -23,10 +22,3 @@ def require_tool(name: str) -> str:
     if os.environ.get("CI", "").strip().lower() == "true":
         pytest.fail(f"{name} is required in CI but is not installed (looked on PATH and /usr/bin)")
     pytest.skip(f"{name} is not installed")
-
-
-def free_port() -> int:
-    """A loopback port nobody listens on now (the caller binds it soon after)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
