@@ -1,20 +1,24 @@
-"""What a Prometheus scrape costs the event loop, by number of live calls.
+"""What a Prometheus scrape costs the serving process's event loop, by live calls.
 
 Collectors read the bridge's and recorder's own counters at scrape time (nothing is
 counted per frame), so a scrape's cost grows with the calls carried. This prints the
-event-loop time of one ``/metrics`` body for 1..N live calls, from real ``BridgeStats`` and
-``RecorderStats`` shapes (two participants, audio and video each).
+event-loop time of one ``/metrics`` (refresh of every call's stats, then the body) for
+1..N calls whose media answers at once, from real ``BridgeStats`` and ``RecorderStats``
+(two participants, audio and video each). Calls on media workers add one IPC
+round-trip each, awaited concurrently, on top.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import time
 
 from prometheus_client import CollectorRegistry, generate_latest
 
 from recorder.call_recorder import ParticipantRecordingStats, RecorderStats
-from server.metrics.media import INPROC_WORKER, InProcessMediaStats, MediaCollector
+from server.media.call_media import CallMediaStats
+from server.metrics.media import INPROC_WORKER, LiveCallMediaStats, MediaCollector
 from signaling.media_bridge import BridgeStats, StreamStats
 
 
@@ -32,22 +36,30 @@ def recorder_stats(call_id: str) -> RecorderStats:
     return RecorderStats(call_id, 3, 40, {"seller": participant, "buyer": participant})
 
 
-def scrape_ms(live_calls: int, rounds: int) -> float:
+class AnsweringMedia:
+    """A call's media that answers its stats at once (the in-process case)."""
+
+    def __init__(self, call_id: str) -> None:
+        self.call_id = call_id
+
+    async def stats(self) -> CallMediaStats:
+        return CallMediaStats(bridge_stats(self.call_id), recorder_stats(self.call_id))
+
+
+async def scrape_ms(live_calls: int, rounds: int) -> float:
     registry = CollectorRegistry()
     collector = MediaCollector(workers=[INPROC_WORKER])
-    source = InProcessMediaStats(collector)
+    source = LiveCallMediaStats(collector, lambda _media: INPROC_WORKER)
     collector.add_source(source)
     registry.register(collector)
     for i in range(live_calls):
-        call_id = f"call-{i}"
-        source.track(
-            call_id,
-            lambda call_id=call_id: bridge_stats(call_id),
-            lambda call_id=call_id: recorder_stats(call_id),
-        )
+        # Only call_id and stats() of the CallMedia protocol are used here.
+        source.track(AnsweringMedia(f"call-{i}"))  # type: ignore[arg-type]
+    await source.refresh()
     generate_latest(registry)
     started = time.perf_counter()
     for _ in range(rounds):
+        await source.refresh()
         generate_latest(registry)
     return (time.perf_counter() - started) / rounds * 1000
 
@@ -58,7 +70,7 @@ def main() -> None:
     args = parser.parse_args()
     print("live calls   ms of event loop per scrape   us per call")
     for calls in (1, 10, 50, 200):
-        ms = scrape_ms(calls, args.rounds)
+        ms = asyncio.run(scrape_ms(calls, args.rounds))
         print(f"{calls:>10}   {ms:>27.3f}   {ms * 1000 / calls:>11.1f}")
 
 
