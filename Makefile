@@ -5,6 +5,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DATA_DIR ?= ./data
+# `make run` serves Prometheus metrics here (http://127.0.0.1:9100/metrics); 0 turns them off.
+METRICS_PORT ?= 9100
 
 .PHONY: run test check lint typecheck pytest bench system-deps clean
 
@@ -36,7 +38,8 @@ system-deps:
 
 run: $(STAMP)
 	INBOXCALL_DATA_DIR=$(DATA_DIR) $(BIN)/inboxcall demo
-	INBOXCALL_DATA_DIR=$(DATA_DIR) INBOXCALL_DEMO=true $(BIN)/inboxcall serve
+	INBOXCALL_DATA_DIR=$(DATA_DIR) INBOXCALL_DEMO=true INBOXCALL_METRICS_PORT=$(METRICS_PORT) \
+		$(BIN)/inboxcall serve
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -13,6 +13,8 @@ BENCHMARKS: list[list[str]] = [
     ["bench_bridge.py"],
     # The recorder alone: loop-side cost per frame, CPU per call-second, bitrate written.
     ["bench_recorder.py", "--seconds", "30"],
+    # What a metrics scrape costs the event loop, by number of live calls.
+    ["bench_metrics.py"],
 ]
 
 

@@ -30,6 +30,7 @@ from server.db.migrate import upgrade_to_head_async
 from server.db.session import make_engine, make_session_factory
 from server.eligibility_watch import EligibilityWatch
 from server.errors import json_error_middleware
+from server.log_context import log_context
 from server.media.call_media import MediaHost
 from server.media.local_host import (
     LocalMediaHost,
@@ -38,6 +39,7 @@ from server.media.local_host import (
     sink_factory_from,
 )
 from server.media.worker_pool import MediaWorkerPool
+from server.metrics.endpoint import metrics_ctx
 from server.recording_service import RecordingService, check_store, make_store
 from server.retention_job import RetentionJob
 from server.review.service import ReviewLifecycle
@@ -64,6 +66,13 @@ async def security_headers_middleware(request: web.Request, handler: Handler) ->
         response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
         response.headers.setdefault("Cache-Control", "no-store")
     return response
+
+
+@web.middleware
+async def log_context_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """A request about one call (join page, review) names it in its log lines."""
+    with log_context(call_id=request.match_info.get("call_id")):
+        return await handler(request)
 
 
 async def database_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -100,6 +109,8 @@ async def media_ctx(app: web.Application) -> AsyncIterator[None]:
             staging=settings.recording_staging_dir,
             ice_host_addresses=addresses,
             udp_receive_buffer_bytes=settings.media_udp_receive_buffer_bytes,
+            log_format=settings.log_format,
+            node_name=settings.node_name,
         )
         await pool.start()
         host = pool
@@ -152,6 +163,7 @@ def create_app(settings: Settings) -> web.Application:
     app = web.Application(
         client_max_size=settings.max_request_body_bytes,
         middlewares=[
+            log_context_middleware,
             security_headers_middleware,
             json_error_middleware,
             integration.integration_key_middleware,
@@ -165,6 +177,7 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(media_ctx)
     app.cleanup_ctx.append(recordings_ctx)
     add_call_signalling(app)
+    app.cleanup_ctx.append(metrics_ctx)
     health.add_routes(app)
     inbox.add_routes(app)
     integration.add_routes(app)

@@ -37,10 +37,12 @@ if TYPE_CHECKING:
     from server.calls.service import CallService
     from server.ws.dispatch import Dispatcher
     from server.ws.presence import PresenceRegistry
+    from server.ws.socket_counters import SocketCounters
 
 CALLS: web.AppKey[CallService] = web.AppKey("calls")
 WS_PRESENCE: web.AppKey[PresenceRegistry] = web.AppKey("ws_presence")
 WS_DISPATCHER: web.AppKey[Dispatcher] = web.AppKey("ws_dispatcher")
+WS_COUNTERS: web.AppKey[SocketCounters] = web.AppKey("ws_counters")
 
 if TYPE_CHECKING:
     from server.cluster.bus import Bus
@@ -61,3 +63,11 @@ MEDIA_HOST: web.AppKey[MediaHost] = web.AppKey("media_host")
 # run after a call ended and its media closed.
 RECORDING_SINK_FACTORY: web.AppKey[Callable[[str], object]] = web.AppKey("recording_sink_factory")
 CALL_ENDED_HOOKS: web.AppKey[list[CallEndedHook]] = web.AppKey("call_ended_hooks")
+
+# --- metrics (server/metrics), set only when INBOXCALL_METRICS_PORT is ---
+
+if TYPE_CHECKING:
+    from server.metrics.media import MediaCollector
+
+# Where media counters from other processes join the node's metrics (``add_source``).
+MEDIA_METRICS: web.AppKey[MediaCollector] = web.AppKey("media_metrics")

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import signal
 import sys
 
 from aiohttp import web
 
+from server.log_context import PathOnlyAccessLogger, configure_logging
 from server.settings import Settings
 
 
@@ -24,7 +24,9 @@ async def _serve_until_stopped(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    runner = web.AppRunner(create_app(settings), handle_signals=False)
+    runner = web.AppRunner(
+        create_app(settings), handle_signals=False, access_log_class=PathOnlyAccessLogger
+    )
     await runner.setup()
     site = web.TCPSite(runner, settings.host, settings.port)
     await site.start()
@@ -37,6 +39,9 @@ async def _serve_until_stopped(settings: Settings) -> None:
         print(f"  Inbox:                {base}/inbox", flush=True)
         print(f"  Reviewer console:     {base}/review", flush=True)
     print(f"  API description:      {base}/api/openapi.json", flush=True)
+    if settings.metrics_port:
+        metrics = f"http://{settings.metrics_host}:{settings.metrics_port}/metrics"
+        print(f"  Metrics (Prometheus): {metrics}", flush=True)
     try:
         await stop.wait()
     finally:
@@ -88,10 +93,8 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("purge", help="delete recordings the retention policy no longer keeps")
     args = parser.parse_args(argv)
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    # Migrations run at every start; their step-by-step INFO lines are noise there.
-    logging.getLogger("alembic").setLevel(logging.WARNING)
     settings = Settings()
+    configure_logging(settings.log_format, settings.node_name)
     if args.command == "serve":
         if args.demo:
             settings = settings.model_copy(update={"demo": True})

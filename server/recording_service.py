@@ -19,6 +19,7 @@ import contextlib
 import logging
 import random
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -30,6 +31,7 @@ from recorder.finalise import MANIFEST_SUFFIX
 from recorder.storage import LocalDirectoryStorage, RecordingStorage, S3Storage
 from server.clock import utcnow
 from server.db.models import Call, Recording
+from server.log_context import log_context
 from server.review.service import decide_review, hold_for_recording
 from server.settings import Settings
 
@@ -75,6 +77,17 @@ async def delete_bytes(store: RecordingStore, key: str) -> None:
         log.exception("deleting the bytes of a tombstoned recording failed (key kept in the row)")
 
 
+@dataclass(slots=True)
+class RecordingCounters:
+    """Counted per recording (never per frame); read by the metrics at scrape time."""
+
+    stored: int = 0
+    store_failed: int = 0
+    """Files that could not be uploaded (kept in staging for the next start-up)."""
+    recovery_failed: int = 0
+    """Left-over recordings that could not be recovered at start-up."""
+
+
 class RecordingService:
     def __init__(
         self, settings: Settings, db: async_sessionmaker[AsyncSession], store: RecordingStore
@@ -88,11 +101,13 @@ class RecordingService:
         self._pending_added = asyncio.Event()
         self._retry_task: asyncio.Task[None] | None = None
         self._retry_round_done = asyncio.Condition()
+        self.counters = RecordingCounters()
 
     async def call_ended(self, call_id: str, recordings: Sequence[FinalisedRecording]) -> None:
         """Store the call's finished recordings (made by its media host), then decide on
         review."""
-        await self._store_results(call_id, list(recordings))
+        with log_context(call_id=call_id):
+            await self._store_results(call_id, list(recordings))
 
     async def _store_results(self, call_id: str, results: list[FinalisedRecording]) -> None:
         """Store what can be stored, write a row per recording, and always hand the call to
@@ -107,6 +122,7 @@ class RecordingService:
             try:
                 await self._store.put(_storage_key(result), result.path)
             except Exception:
+                self.counters.store_failed += 1
                 log.exception("call %s: storing a recording failed; it will be retried", call_id)
                 waiting.append(result)
                 continue
@@ -128,6 +144,8 @@ class RecordingService:
                 call.interrupted = True
             await session.flush()
             await decide_review(session, call, self._settings)
+        # Counted once its row is committed: a stored recording is one the reviewer can find.
+        self.counters.stored += len(stored)
         await asyncio.to_thread(_remove_stored, self._staging / call_id, stored)
         if waiting:
             by_participant = self._pending.setdefault(call_id, {})
@@ -204,12 +222,14 @@ class RecordingService:
             try:
                 result = await asyncio.to_thread(recover_recording, manifest)
             except Exception:
+                self.counters.recovery_failed += 1
                 log.exception("could not recover recording %s", manifest.name)
                 continue
             by_call.setdefault(result.call_id, []).append(result)
         for call_id, results in by_call.items():
             self._pending.pop(call_id, None)  # stored from what is on disk now
-            await self._store_results(call_id, results)
+            with log_context(call_id=call_id):
+                await self._store_results(call_id, results)
         return sorted(by_call)
 
     async def aclose(self) -> None:

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import os
 import secrets
+import socket
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -71,10 +73,23 @@ class Settings(BaseSettings):
     max_request_body_bytes: int = Field(default=64 * 1024, ge=1024)
     message_max_chars: int = Field(default=2000, ge=1, le=20000)
 
+    # Prometheus text at /metrics on a port of its own, never the public one. Off (0) by
+    # default: several nodes may share a machine, and each must be given its own port.
+    metrics_port: int = Field(default=0, ge=0, le=65535)
+    metrics_host: str = "127.0.0.1"
+    log_format: Literal["text", "json"] = "text"
+    # Names this process in every log line (``node``); the host name unless set.
+    node_name: str = Field(default_factory=socket.gethostname, min_length=1, max_length=128)
+
     @model_validator(mode="after")
     def _fill_secrets(self) -> Settings:
         if not self.secret_key.get_secret_value():
             self.secret_key = SecretStr(secrets.token_urlsafe(32))
+        if self.metrics_port and self.metrics_port == self.port:
+            raise ValueError(
+                f"INBOXCALL_METRICS_PORT ({self.metrics_port}) must differ from INBOXCALL_PORT:"
+                " metrics are never served on the public port"
+            )
         return self
 
     @property

@@ -115,7 +115,9 @@ Seconds = Annotated[float, Field(ge=0)]
 
 
 class _Message(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    # Messages carry names, SDP and chat text: a validation error (which may end up in a
+    # logged traceback) must not repeat them.
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, hide_input_in_errors=True)
 
 
 class _Request(_Message):

@@ -19,10 +19,11 @@ import sys
 import time
 from collections import deque
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel
 
+from server.log_context import configure_logging, log_context
 from server.media import ipc
 from server.media.local_host import LocalCallMedia, LocalMediaHost, StagingRecorders
 from server.owned_tasks import OwnedTasks
@@ -43,6 +44,8 @@ class WorkerConfig(BaseModel):
     ice_host_addresses: list[str] | None
     udp_receive_buffer_bytes: int
     log_level: str = "INFO"
+    log_format: Literal["text", "json"] = "text"
+    node_name: str = ""
 
 
 class LoopLagSampler:
@@ -112,14 +115,17 @@ class MediaWorker:
 
     async def _answer(self, frame: dict[str, Any]) -> None:
         request_id = frame.get("id")
-        try:
-            result = await self._handle(str(frame.get("op")), frame.get("args") or {})
-        except Exception as exc:
-            if not isinstance(exc, MediaBridgeError):
-                log.exception("worker op %s failed", frame.get("op"))
-            self.send({"id": request_id, "error": ipc.error_to_wire(exc)})
-        else:
-            self.send({"id": request_id, "result": result})
+        args = frame.get("args") or {}
+        call_id = args.get("call_id")
+        with log_context(call_id=call_id if isinstance(call_id, str) else None):
+            try:
+                result = await self._handle(str(frame.get("op")), args)
+            except Exception as exc:
+                if not isinstance(exc, MediaBridgeError):
+                    log.exception("worker op %s failed", frame.get("op"))
+                self.send({"id": request_id, "error": ipc.error_to_wire(exc)})
+            else:
+                self.send({"id": request_id, "result": result})
 
     def _call(self, call_id: str) -> LocalCallMedia:
         media = self._host.calls.get(call_id)
@@ -199,10 +205,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--config", required=True)
     args = parser.parse_args(argv)
     config = WorkerConfig.model_validate_json(args.config)
-    logging.basicConfig(
-        level=config.log_level,
-        stream=sys.stderr,
-        format=f"%(asctime)s %(levelname)s media-worker-{config.index} %(name)s: %(message)s",
+    configure_logging(
+        config.log_format,
+        config.node_name or socket.gethostname(),
+        config.log_level,
+        media_worker=str(config.index),
     )
     asyncio.run(_main(config, args.ipc_fd))
     # Serving process gone or shutdown asked: leave now, without waiting for threads.

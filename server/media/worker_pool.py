@@ -18,7 +18,7 @@ import socket
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 from recorder import FinalisedRecording, recover_recording
 from recorder.finalise import MANIFEST_SUFFIX
@@ -342,6 +342,8 @@ class MediaWorkerPool:
         staging: Path,
         ice_host_addresses: list[str] | None,
         udp_receive_buffer_bytes: int,
+        log_format: Literal["text", "json"] = "text",
+        node_name: str = "",
     ) -> None:
         if count < 1:
             raise ValueError("a media worker pool needs at least one worker")
@@ -349,6 +351,8 @@ class MediaWorkerPool:
         self._staging = staging
         self._ice_host_addresses = ice_host_addresses
         self._udp_receive_buffer_bytes = udp_receive_buffer_bytes
+        self._log_format: Literal["text", "json"] = log_format
+        self._node_name = node_name
         self.workers: list[WorkerProcess | None] = [None] * count
         self._supervisors: list[asyncio.Task[None]] = []
         self._closing = False
@@ -361,6 +365,8 @@ class MediaWorkerPool:
             ice_host_addresses=self._ice_host_addresses,
             udp_receive_buffer_bytes=self._udp_receive_buffer_bytes,
             log_level=logging.getLevelName(logging.getLogger().getEffectiveLevel()),
+            log_format=self._log_format,
+            node_name=self._node_name,
         )
 
     async def start(self) -> None:

@@ -17,6 +17,7 @@ import aiohttp
 from aiohttp import web
 from pydantic import BaseModel
 
+from server.ws.socket_counters import SocketCounters
 from signaling import ws_limits
 from signaling.ws_limits import CloseCode
 from signaling.ws_protocol import dump_message
@@ -35,8 +36,10 @@ class Connection:
         user_id: str,
         base_url: str,
         abort: Callable[[], None],
+        counters: SocketCounters | None = None,
     ) -> None:
         self._ws = ws
+        self._counters = counters or SocketCounters()
         self._abort = abort
         """Drops the TCP connection without a close frame (a client that will not close)."""
         self._id = connection_id
@@ -83,7 +86,7 @@ class Connection:
             self._queue.put_nowait(text)
         except asyncio.QueueFull:
             log.warning("conn=%s outbound queue full: dropping a slow client", self._id)
-            self.close(CloseCode.SLOW_CONSUMER, "too slow", flush=False)
+            self._drop_slow_client()
             return False
         if self._queue.qsize() > self._peak and self._peak_timer is None:
             self._peak_timer = asyncio.get_running_loop().call_later(
@@ -95,7 +98,11 @@ class Connection:
         self._peak_timer = None
         if self.is_open and self._queue.qsize() > self._peak:
             log.warning("conn=%s outbound queue stayed high: dropping a slow client", self._id)
-            self.close(CloseCode.SLOW_CONSUMER, "too slow", flush=False)
+            self._drop_slow_client()
+
+    def _drop_slow_client(self) -> None:
+        self._counters.slow_consumer_closes += 1
+        self.close(CloseCode.SLOW_CONSUMER, "too slow", flush=False)
 
     async def _write(self) -> None:
         while True:

@@ -16,6 +16,7 @@ from server.calls.commands import CALL_COMMANDS, error_reply
 from server.calls.service import CallService
 from server.cluster.router import CallRouter
 from server.db.models import Thread
+from server.log_context import log_context
 from server.ws.connection import Connection
 from server.ws.presence import PresenceRegistry
 from signaling.ws_protocol import (
@@ -48,6 +49,11 @@ class Dispatcher:
         self._db = db
 
     async def dispatch(self, conn: Connection, message: ClientMessage) -> None:
+        # Log lines (and the tasks started) while handling a call's message name the call.
+        with log_context(call_id=getattr(message, "call_id", None)):
+            await self._dispatch(conn, message)
+
+    async def _dispatch(self, conn: Connection, message: ClientMessage) -> None:
         try:
             replies = await self._handle(conn, message)
         except Exception as exc:

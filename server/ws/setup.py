@@ -25,6 +25,7 @@ from server.appkeys import (
     ELIGIBILITY_WATCH,
     MEDIA_HOST,
     SETTINGS,
+    WS_COUNTERS,
     WS_DISPATCHER,
     WS_PRESENCE,
 )
@@ -36,6 +37,7 @@ from server.cluster.outbox import BusSender, ClusterOutbox
 from server.cluster.router import CallRouter
 from server.ws.dispatch import Dispatcher
 from server.ws.presence import PresenceRegistry
+from server.ws.socket_counters import SocketCounters
 from server.ws.socket_loop import websocket_handler
 from signaling import ws_limits
 from signaling.ws_limits import CloseCode
@@ -72,6 +74,7 @@ async def calls_ctx(app: web.Application) -> AsyncIterator[None]:
     await nodes.start()
     outbox.request_sync()
     app[WS_PRESENCE] = presence
+    app[WS_COUNTERS] = SocketCounters()
     app[CALLS] = calls
     app[CALL_ROUTER] = router
     app[WS_DISPATCHER] = Dispatcher(calls=calls, router=router, presence=presence, db=db)

@@ -16,10 +16,19 @@ import secrets
 
 from aiohttp import WSMsgType, web
 
-from server.appkeys import CALL_ROUTER, CALLS, DB, SETTINGS, WS_DISPATCHER, WS_PRESENCE
+from server.appkeys import (
+    CALL_ROUTER,
+    CALLS,
+    DB,
+    SETTINGS,
+    WS_COUNTERS,
+    WS_DISPATCHER,
+    WS_PRESENCE,
+)
 from server.auth import check_same_origin, read_session
 from server.db.models import User
 from server.errors import ApiError
+from server.log_context import set_connection_id
 from server.ws.connection import Connection
 from signaling import ws_limits
 from signaling.ws_limits import CloseCode, MessageRateLimiter
@@ -80,6 +89,7 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
     calls = request.app[CALLS]
     router = request.app[CALL_ROUTER]
     settings = request.app[SETTINGS]
+    counters = request.app[WS_COUNTERS]
     conn = Connection(
         ws,
         connection_id=new_connection_id(),
@@ -88,8 +98,13 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
         # the buyer and stored in the thread) point at any site. Relative unless configured.
         base_url=(settings.public_url or "").rstrip("/"),
         abort=lambda: _abort(request),
+        counters=counters,
     )
+    # This handler's task is the socket's whole life: every log line written by it, and by
+    # the tasks it starts, names the connection.
+    set_connection_id(conn.id)
     if presence.count(user_id) >= ws_limits.MAX_CONNECTIONS_PER_USER:
+        counters.refused_too_many += 1
         log.info("conn=%s refused: too many sockets for one user", conn.id)
         await ws.close(code=CloseCode.TOO_MANY_CONNECTIONS, message=b"too many connections")
         return ws
@@ -104,6 +119,7 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
     )
     conn.start()
     presence.add(conn)
+    counters.opened += 1
     log.info("conn=%s opened", conn.id)
     try:
         router.socket_opened(conn)
@@ -129,6 +145,7 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
 
 async def _read_loop(request: web.Request, ws: web.WebSocketResponse, conn: Connection) -> None:
     dispatcher = request.app[WS_DISPATCHER]
+    counters = request.app[WS_COUNTERS]
     loop = asyncio.get_running_loop()
     limiter = MessageRateLimiter(
         rate_per_second=ws_limits.RATE_LIMIT_PER_SECOND,
@@ -148,7 +165,9 @@ async def _read_loop(request: web.Request, ws: web.WebSocketResponse, conn: Conn
             continue
         text = frame.data if frame.type is WSMsgType.TEXT else None
         if not limiter.allow(loop.time()):
+            counters.rate_limited_messages += 1
             if limiter.should_close:
+                counters.rate_limit_closes += 1
                 log.info("conn=%s kept flooding: closing", conn.id)
                 conn.close(CloseCode.POLICY_VIOLATION, "rate limit", flush=False)
                 return

@@ -17,6 +17,7 @@ import aiohttp
 import pytest
 from itsdangerous import TimestampSigner
 
+from server.appkeys import WS_COUNTERS
 from server.calls.join_links import make_join_token
 from server.settings import Settings
 from server.ws.connection import Connection
@@ -152,14 +153,17 @@ async def test_message_floods_are_limited_then_closed(
     monkeypatch.setattr(ws_limits, "RATE_LIMIT_PER_SECOND", 0.5)
     monkeypatch.setattr(ws_limits, "RATE_LIMIT_STRIKES_BEFORE_CLOSE", 20)
     ws = await a_socket(calls)
+    counters = calls.app[WS_COUNTERS]  # what the inboxcall_ws_rate_limit* metrics read
     for i in range(1, 11):
         await ws.send("ping", id=i)
     replies = [await ws.wait_for(None, lambda m, i=i: m.get("id") == i) for i in range(1, 11)]
     assert [r["type"] for r in replies] == ["pong"] * 5 + ["error"] * 5
     assert {r["error"]["code"] for r in replies[5:]} == {"rate_limited"}
+    assert (counters.rate_limited_messages, counters.rate_limit_closes) == (5, 0)
     for i in range(11, 40):
         await ws.send("ping", id=i)
     assert await ws.wait_closed() == 1008
+    assert counters.rate_limit_closes == 1
 
 
 async def test_a_client_that_cannot_keep_up_is_dropped(
@@ -175,8 +179,11 @@ async def test_a_client_that_cannot_keep_up_is_dropped(
         await host.user(f"other-{thread_id}", "seller", business_program="member")
         await host.thread(thread_id, f"other-{thread_id}", "busy-buyer")
     ws = await calls.socket("busy-buyer")
+    counters = calls.app[WS_COUNTERS]  # what inboxcall_ws_slow_consumer_closes_total reads
+    assert counters.slow_consumer_closes == 0
     await ws.send("subscribe_presence", id=1, thread_ids=threads)
     assert await ws.wait_closed() == 4002
+    assert counters.slow_consumer_closes == 1
 
 
 async def test_the_outbound_queue_drops_a_client_that_stays_behind(

@@ -6,12 +6,13 @@ import asyncio
 import glob
 import os
 import shutil
-import socket
 import tempfile
 from pathlib import Path
 
 import asyncpg
 import pytest
+
+from tests.support.service_process import free_port
 
 
 def postgres_bin_dir() -> Path:
@@ -31,17 +32,11 @@ def _as_postgres_user(argv: list[str]) -> list[str]:
     return argv
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 class PostgresServer:
     def __init__(self) -> None:
         self.bin = postgres_bin_dir()
         self.root = Path(tempfile.mkdtemp(prefix="inboxcall-pg-"))
-        self.port = _free_port()
+        self.port = free_port()
         self.process: asyncio.subprocess.Process | None = None
 
     @property

@@ -218,9 +218,13 @@ class CallHarness:
         await buyer.ws.wait_for("incoming_call", lambda m: m["call_id"] == call_id)
         return call_id
 
-    async def connected_call(self, suffix: str = "") -> tuple[str, Participant, Participant]:
+    async def connected_call(
+        self, suffix: str = "", *, seller_name: str | None = None, buyer_name: str | None = None
+    ) -> tuple[str, Participant, Participant]:
         """A fresh eligible pair in an active call with media flowing both ways."""
-        seller_id, buyer_id, thread_id = await self.host.eligible_pair(suffix)
+        seller_id, buyer_id, thread_id = await self.host.eligible_pair(
+            suffix, seller_name=seller_name, buyer_name=buyer_name
+        )
         seller = await self.participant(seller_id)
         buyer = await self.participant(buyer_id)
         call_id = await self.ring(seller, buyer, thread_id)

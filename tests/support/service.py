@@ -36,7 +36,7 @@ class Host:
         self.client = client
 
     async def user(self, user_id: str, role: str, **fields: Any) -> dict[str, Any]:
-        body = {"role": role, "display_name": fields.pop("display_name", user_id), **fields}
+        body = {"role": role, "display_name": fields.pop("display_name", None) or user_id, **fields}
         resp = await self.client.put(
             f"/api/v1/integration/users/{user_id}", json=body, headers=AUTH
         )
@@ -61,10 +61,13 @@ class Host:
         assert resp.status in (200, 201), await resp.text()
         return dict(await resp.json())
 
-    async def eligible_pair(self, suffix: str = "") -> tuple[str, str, str]:
+    async def eligible_pair(
+        self, suffix: str = "", *, seller_name: str | None = None, buyer_name: str | None = None
+    ) -> tuple[str, str, str]:
+        """Display names default to the ids."""
         seller, buyer, thread = f"seller{suffix}", f"buyer{suffix}", f"thread{suffix}"
-        await self.user(seller, "seller", business_program="member")
-        await self.user(buyer, "buyer", vid=True)
+        await self.user(seller, "seller", business_program="member", display_name=seller_name)
+        await self.user(buyer, "buyer", vid=True, display_name=buyer_name)
         await self.thread(thread, seller, buyer)
         return seller, buyer, thread
 
