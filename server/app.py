@@ -20,6 +20,7 @@ from server.appkeys import (
     RECORDING_STORAGE,
     RECORDINGS,
     RETENTION_JOB,
+    SESSION_ENDED_HOOKS,
     SETTINGS,
 )
 from server.calls import join_page
@@ -115,6 +116,7 @@ def create_app(settings: Settings) -> web.Application:
     app[SETTINGS] = settings
     app[ELIGIBILITY_WATCH] = EligibilityWatch()
     app[READINESS_CHECKS] = {}
+    app[SESSION_ENDED_HOOKS] = []
     app.cleanup_ctx.append(database_ctx)
     app.cleanup_ctx.append(media_ctx)
     app.cleanup_ctx.append(recordings_ctx)

@@ -55,6 +55,19 @@ class Settings(BaseSettings):
     max_request_body_bytes: int = Field(default=64 * 1024, ge=1024)
     message_max_chars: int = Field(default=2000, ge=1, le=20000)
 
+    # Bounded connections (server/connection_limits.py). Small values are for tests.
+    http_header_timeout_seconds: float = Field(default=10.0, gt=0, le=600)
+    http_body_timeout_seconds: float = Field(default=15.0, gt=0, le=600)
+    http_idle_timeout_seconds: float = Field(default=75.0, gt=0, le=3600)
+    max_connections: int = Field(default=1000, ge=1, le=1_000_000)
+
+    # Per-user throttle of HTTP writes people make (server/write_throttle.py): each kind
+    # (messages, reports) has its own bucket of ``burst`` that refills at ``per minute``.
+    message_rate_per_minute: float = Field(default=30.0, gt=0, le=60_000)
+    message_rate_burst: int = Field(default=10, ge=1, le=10_000)
+    report_rate_per_minute: float = Field(default=3.0, gt=0, le=60_000)
+    report_rate_burst: int = Field(default=5, ge=1, le=10_000)
+
     @model_validator(mode="after")
     def _fill_secrets(self) -> Settings:
         if not self.secret_key.get_secret_value():

@@ -23,7 +23,7 @@ from server.api.schemas import (
     ThreadList,
 )
 from server.appkeys import DB, ELIGIBILITY_WATCH, SETTINGS
-from server.auth import current_user, read_session, require_role
+from server.auth import current_user, loaded_session, require_role
 from server.clock import utcnow
 from server.db.models import Block, Message, Thread, User
 from server.eligibility_snapshots import decide_start
@@ -60,8 +60,8 @@ async def get_me(request: web.Request) -> r200[Me] | r401[ErrorBody]:
     """
     async with request.app[DB]() as session:
         user = await current_user(request, session)
-    data = read_session(request)
-    assert data is not None
+    data = loaded_session(request)
+    assert data is not None  # current_user loaded it
     return web.json_response(
         Me(user=user_out(user), csrf_token=data.csrf_token).model_dump(mode="json")
     )

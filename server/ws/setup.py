@@ -23,6 +23,7 @@ from server.appkeys import (
     DB,
     ELIGIBILITY_WATCH,
     RECORDING_SINK_FACTORY,
+    SESSION_ENDED_HOOKS,
     SETTINGS,
     WS_DISPATCHER,
     WS_PRESENCE,
@@ -30,6 +31,7 @@ from server.appkeys import (
 from server.calls.service import CallService, SinkFactory, adapt_sink_factory
 from server.ws.dispatch import Dispatcher
 from server.ws.presence import PresenceRegistry
+from server.ws.session_watch import SessionWatch
 from server.ws.socket_loop import websocket_handler
 from signaling import ws_limits
 from signaling.ws_limits import CloseCode
@@ -59,9 +61,12 @@ async def calls_ctx(app: web.Application) -> AsyncIterator[None]:
     app[CALLS] = calls
     app[WS_DISPATCHER] = Dispatcher(calls=calls, presence=presence, db=app[DB])
     app[ELIGIBILITY_WATCH].subscribe(calls.on_eligibility_change)
+    sessions = SessionWatch(presence, app[DB])
+    sessions.start()
     try:
         yield
     finally:
+        await sessions.aclose()
         await calls.aclose()
         await _close_sockets(presence)
 
@@ -86,10 +91,22 @@ async def _on_shutdown(app: web.Application) -> None:
         await _close_sockets(presence)
 
 
+def _close_sockets_of_session(app: web.Application) -> Callable[[str], None]:
+    def hook(session_id: str) -> None:
+        presence = app.get(WS_PRESENCE)
+        if presence is not None and presence.close_session(session_id):
+            log.info("closed the sockets of a session that ended")
+
+    return hook
+
+
 def add_call_signalling(app: web.Application) -> None:
     """Register after the recorder's cleanup_ctx: calls end before recordings finalise."""
     if CALL_ENDED_HOOKS not in app:
         app[CALL_ENDED_HOOKS] = []
+    if SESSION_ENDED_HOOKS not in app:
+        app[SESSION_ENDED_HOOKS] = []
+    app[SESSION_ENDED_HOOKS].append(_close_sockets_of_session(app))
     app.cleanup_ctx.append(calls_ctx)
     app.on_shutdown.append(_on_shutdown)
     app.router.add_get(ws_limits.WS_PATH, websocket_handler)

@@ -17,7 +17,8 @@ import secrets
 from aiohttp import WSMsgType, web
 
 from server.appkeys import CALLS, DB, SETTINGS, WS_DISPATCHER, WS_PRESENCE
-from server.auth import check_same_origin, read_session
+from server.auth import SessionData, check_same_origin, load_session
+from server.clock import utcnow
 from server.db.models import User
 from server.errors import ApiError
 from server.ws.connection import Connection
@@ -40,14 +41,12 @@ def new_connection_id() -> str:
     return "ws-" + secrets.token_hex(8)
 
 
-async def _handshake(request: web.Request) -> tuple[web.WebSocketResponse, str]:
+async def _handshake(request: web.Request) -> tuple[web.WebSocketResponse, SessionData]:
     check_same_origin(request)
-    data = read_session(request)
-    if data is None:
-        raise ApiError(401, "unauthenticated", "Sign in to continue.")
     async with request.app[DB]() as session:
-        user = await session.get(User, data.user_id)
-    if user is None:
+        data = await load_session(request, session)
+        user = None if data is None else await session.get(User, data.user_id)
+    if data is None or user is None:
         raise ApiError(401, "unauthenticated", "Sign in to continue.")
     ws = web.WebSocketResponse(
         heartbeat=ws_limits.HEARTBEAT_INTERVAL_SECONDS,
@@ -59,7 +58,7 @@ async def _handshake(request: web.Request) -> tuple[web.WebSocketResponse, str]:
     if not ws.can_prepare(request).ok:
         raise ApiError(400, "websocket_required", "This address takes WebSocket connections.")
     await ws.prepare(request)
-    return ws, user.id
+    return ws, data
 
 
 def _abort(request: web.Request) -> None:
@@ -70,7 +69,7 @@ def _abort(request: web.Request) -> None:
 async def websocket_handler(request: web.Request) -> web.StreamResponse:
     try:
         async with asyncio.timeout(ws_limits.HANDSHAKE_TIMEOUT_SECONDS):
-            ws, user_id = await _handshake(request)
+            ws, signed_in = await _handshake(request)
     except TimeoutError:
         log.info("websocket handshake timed out")
         _abort(request)
@@ -79,10 +78,12 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
     presence = request.app[WS_PRESENCE]
     calls = request.app[CALLS]
     settings = request.app[SETTINGS]
+    user_id = signed_in.user_id
     conn = Connection(
         ws,
         connection_id=new_connection_id(),
         user_id=user_id,
+        session_id=signed_in.session_id,
         # Never from the request's Host header: a client could make join links (shown to
         # the buyer and stored in the thread) point at any site. Relative unless configured.
         base_url=(settings.public_url or "").rstrip("/"),
@@ -104,10 +105,20 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
     conn.start()
     presence.add(conn)
     log.info("conn=%s opened", conn.id)
+    # The socket ends with its session: at its expiry it closes with 4001 (sign-out and
+    # sessions ended elsewhere close it through the registry and the session sweep).
+    loop = asyncio.get_running_loop()
+    expiry = loop.call_later(
+        max(0.0, (signed_in.expires_at - utcnow()).total_seconds()),
+        conn.close,
+        CloseCode.SESSION_ENDED,
+        "session expired",
+    )
     try:
         await calls.socket_opened(conn)
         await _read_loop(request, ws, conn)
     finally:
+        expiry.cancel()
 
         async def close_down() -> None:
             try:
