@@ -31,6 +31,7 @@ from server.errors import json_error_middleware
 from server.recording_service import RecordingService, check_store, make_store
 from server.retention_job import RetentionJob
 from server.settings import Settings
+from server.write_throttle import WRITE_THROTTLES, WriteThrottles
 from server.ws.setup import add_call_signalling
 from signaling import aiortc_patches
 
@@ -117,6 +118,7 @@ def create_app(settings: Settings) -> web.Application:
     app[ELIGIBILITY_WATCH] = EligibilityWatch()
     app[READINESS_CHECKS] = {}
     app[SESSION_ENDED_HOOKS] = []
+    app[WRITE_THROTTLES] = WriteThrottles.from_settings(settings)
     app.cleanup_ctx.append(database_ctx)
     app.cleanup_ctx.append(media_ctx)
     app.cleanup_ctx.append(recordings_ctx)
