@@ -14,6 +14,12 @@ if TYPE_CHECKING:
     from server.eligibility_watch import EligibilityWatch
 
 SETTINGS = web.AppKey("settings", Settings)
+
+if TYPE_CHECKING:
+    from server.connection_limits import ConnectionGuard
+
+# This node's open HTTP connections and their bounds (server/connection_limits.py).
+CONNECTION_GUARD: web.AppKey[ConnectionGuard] = web.AppKey("connection_guard")
 DB = web.AppKey("db", async_sessionmaker[AsyncSession])
 ELIGIBILITY_WATCH: web.AppKey[EligibilityWatch] = web.AppKey("eligibility_watch")
 

@@ -16,7 +16,7 @@ import secrets
 
 from aiohttp import WSMsgType, web
 
-from server.appkeys import CALLS, DB, SETTINGS, WS_DISPATCHER, WS_PRESENCE
+from server.appkeys import CALLS, CONNECTION_GUARD, DB, SETTINGS, WS_DISPATCHER, WS_PRESENCE
 from server.auth import SessionData, check_same_origin, load_session
 from server.clock import utcnow
 from server.db.models import User
@@ -66,7 +66,21 @@ def _abort(request: web.Request) -> None:
         request.transport.abort()
 
 
+async def _refuse_at_capacity(request: web.Request) -> web.StreamResponse:
+    """Past the node's connection cap: upgrade only to close with 1013 (try again later)."""
+    check_same_origin(request)
+    ws = web.WebSocketResponse(timeout=ws_limits.CLOSE_TIMEOUT_SECONDS)
+    if not ws.can_prepare(request).ok:
+        raise ApiError(400, "websocket_required", "This address takes WebSocket connections.")
+    await ws.prepare(request)
+    await ws.close(code=CloseCode.TRY_AGAIN_LATER, message=b"server at capacity")
+    return ws
+
+
 async def websocket_handler(request: web.Request) -> web.StreamResponse:
+    if request.app[CONNECTION_GUARD].over_capacity():
+        log.info("websocket refused: the node is at its connection cap")
+        return await _refuse_at_capacity(request)
     try:
         async with asyncio.timeout(ws_limits.HANDSHAKE_TIMEOUT_SECONDS):
             ws, signed_in = await _handshake(request)
