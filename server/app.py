@@ -13,6 +13,7 @@ from server.api import inbox, integration, review
 from server.api.openapi import Handler, install_openapi
 from server.appkeys import (
     CALL_ENDED_HOOKS,
+    CONNECTION_GUARD,
     DB,
     ELIGIBILITY_WATCH,
     MEDIA_HOST,
@@ -22,10 +23,12 @@ from server.appkeys import (
     RECORDINGS,
     RETENTION_JOB,
     REVIEWS,
+    SESSION_ENDED_HOOKS,
     SETTINGS,
 )
 from server.calls import join_page
 from server.cluster.setup import cluster_ctx
+from server.connection_limits import ConnectionGuard, connection_limits_middleware
 from server.db.migrate import upgrade_to_head_async
 from server.db.session import make_engine, make_session_factory
 from server.eligibility_watch import EligibilityWatch
@@ -44,8 +47,9 @@ from server.recording_service import RecordingService, check_store, make_store
 from server.retention_job import RetentionJob
 from server.review.service import ReviewLifecycle
 from server.settings import Settings
+from server.write_throttle import WRITE_THROTTLES, WriteThrottles
 from server.ws.setup import add_call_signalling
-from signaling import aiortc_patches
+from signaling import aiortc_patches, ws_limits
 
 log = logging.getLogger(__name__)
 
@@ -160,18 +164,26 @@ async def recordings_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 def create_app(settings: Settings) -> web.Application:
+    guard = ConnectionGuard(settings)
     app = web.Application(
         client_max_size=settings.max_request_body_bytes,
         middlewares=[
             log_context_middleware,
             security_headers_middleware,
             json_error_middleware,
+            # Liveness answers past the cap; the WebSocket refuses after the upgrade (1013).
+            connection_limits_middleware(
+                guard, uncapped_paths=frozenset({"/healthz", ws_limits.WS_PATH})
+            ),
             integration.integration_key_middleware,
         ],
     )
     app[SETTINGS] = settings
+    app[CONNECTION_GUARD] = guard
     app[ELIGIBILITY_WATCH] = EligibilityWatch()
     app[READINESS_CHECKS] = {}
+    app[SESSION_ENDED_HOOKS] = []
+    app[WRITE_THROTTLES] = WriteThrottles.from_settings(settings)
     app.cleanup_ctx.append(database_ctx)
     app.cleanup_ctx.append(cluster_ctx)
     app.cleanup_ctx.append(media_ctx)

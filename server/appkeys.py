@@ -14,8 +14,18 @@ if TYPE_CHECKING:
     from server.eligibility_watch import EligibilityWatch
 
 SETTINGS = web.AppKey("settings", Settings)
+
+if TYPE_CHECKING:
+    from server.connection_limits import ConnectionGuard
+
+# This node's open HTTP connections and their bounds (server/connection_limits.py).
+CONNECTION_GUARD: web.AppKey[ConnectionGuard] = web.AppKey("connection_guard")
 DB = web.AppKey("db", async_sessionmaker[AsyncSession])
 ELIGIBILITY_WATCH: web.AppKey[EligibilityWatch] = web.AppKey("eligibility_watch")
+
+# Called with a session's id once it ended (sign-out, replaced by another sign-in): the
+# call WebSocket closes that session's sockets with 4001.
+SESSION_ENDED_HOOKS = web.AppKey("session_ended_hooks", list[Callable[[str], None]])
 
 # Named async checks that /readyz runs besides the database (the recording storage...).
 READINESS_CHECKS = web.AppKey("readiness_checks", dict[str, Callable[[], Awaitable[None]]])

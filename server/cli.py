@@ -7,9 +7,7 @@ import asyncio
 import signal
 import sys
 
-from aiohttp import web
-
-from server.log_context import PathOnlyAccessLogger, configure_logging
+from server.log_context import configure_logging
 from server.settings import Settings
 
 
@@ -19,17 +17,13 @@ def _serve(settings: Settings) -> None:
 
 async def _serve_until_stopped(settings: Settings) -> None:
     from server.app import create_app
+    from server.connection_limits import serve_http
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    runner = web.AppRunner(
-        create_app(settings), handle_signals=False, access_log_class=PathOnlyAccessLogger
-    )
-    await runner.setup()
-    site = web.TCPSite(runner, settings.host, settings.port)
-    await site.start()
+    runner = await serve_http(create_app(settings))
     port = runner.addresses[0][1] if runner.addresses else settings.port
     base = f"http://{settings.host}:{port}"
     # Printed once the socket is bound, so whoever waits for this line can connect.

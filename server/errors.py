@@ -34,11 +34,21 @@ _STATUS_CODES: dict[int, str] = {
 class ApiError(Exception):
     """An error the client caused or must know about, with a stable code."""
 
-    def __init__(self, status: int, code: str, message: str, **extra: Any) -> None:
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        *,
+        headers: dict[str, str] | None = None,
+        **extra: Any,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
+        self.headers = headers or {}
+        """Sent with the error answer (``Retry-After`` of a 429...)."""
         self.extra = extra
 
 
@@ -88,7 +98,9 @@ async def json_error_middleware(
     try:
         return await handler(request)
     except ApiError as exc:
-        return error_response(exc.status, exc.code, exc.message, **exc.extra)
+        response = error_response(exc.status, exc.code, exc.message, **exc.extra)
+        response.headers.update(exc.headers)
+        return response
     except web.HTTPException as exc:
         if exc.status < 400:
             raise

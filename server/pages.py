@@ -18,12 +18,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from server.api.inbox import thread_parties, visible_thread
 from server.appkeys import DB, SETTINGS
 from server.auth import (
+    check_csrf,
     clear_session_cookie,
     current_user,
+    end_session,
     issue_login_token,
-    read_session,
+    load_session,
+    loaded_session,
+    peek_login_token,
     redeem_login_token,
-    set_session_cookie,
+    session_ended,
+    start_session,
 )
 from server.clock import utcnow
 from server.db.models import Message, Thread, User
@@ -73,7 +78,7 @@ def make_templates() -> jinja2.Environment:
 
 
 def render(request: web.Request, template: str, status: int = 200, **context: Any) -> web.Response:
-    data = read_session(request)
+    data = loaded_session(request)
     html = (
         request.app[TEMPLATES]
         .get_template(template)
@@ -108,7 +113,9 @@ async def page_user(request: web.Request) -> User:
 
 
 async def index(request: web.Request) -> web.StreamResponse:
-    if read_session(request) is None:
+    async with request.app[DB]() as session:
+        signed_in = await load_session(request, session) is not None
+    if not signed_in:
         raise web.HTTPFound("/login")
     return redirect(home_for(await page_user(request)))
 
@@ -127,21 +134,80 @@ def _safe_next(value: str | None) -> str | None:
 
 
 async def login(request: web.Request) -> web.StreamResponse:
+    """``GET /login?token=``: sign in at once, unless this browser holds another person's
+    session: then ask first ("Continue as ..."), so a link cannot silently swap a signed-in
+    person into someone else's account (login CSRF). The token stays unused until then."""
     token = request.query.get("token")
     if token is not None:
-        async with request.app[DB]() as session, session.begin():
-            user_id = await redeem_login_token(session, token)
-            user = await session.get(User, user_id)
-            assert user is not None
-        target = _safe_next(request.query.get("next")) or home_for(user)
-        response = redirect(target)
-        set_session_cookie(request, response, user.id)
-        return response
+        next_path = _safe_next(request.query.get("next"))
+        async with request.app[DB]() as session:
+            current = await load_session(request, session)
+            target_id = await peek_login_token(session, token)
+            if current is not None and current.user_id != target_id:
+                signed_in_as = await session.get(User, current.user_id)
+                target = await session.get(User, target_id)
+                assert signed_in_as is not None and target is not None  # foreign keys
+                page = render(
+                    request,
+                    "login_confirm.html",
+                    user=signed_in_as,
+                    target=target,
+                    token=token,
+                    next=next_path,
+                    home=home_for(signed_in_as),
+                )
+                # Under "no-referrer" Chromium sends "Origin: null" with the form's POST,
+                # which the Origin check refuses; "same-origin" still keeps the token in
+                # this page's address from every other site.
+                page.headers["Referrer-Policy"] = "same-origin"
+                return page
+        return await _redeem_and_sign_in(request, token, next_path)
     if not request.app[SETTINGS].demo:
         return render(request, "login.html", status=401, users=[], next=None)
     async with request.app[DB]() as session:
         users = (await session.scalars(select(User).order_by(User.role, User.id))).all()
     return render(request, "login.html", users=users, next=_safe_next(request.query.get("next")))
+
+
+async def confirm_login(request: web.Request) -> web.StreamResponse:
+    """``POST /login``: the "Continue as ..." button. It needs the session it replaces and
+    that session's CSRF token (a hidden field): another site can neither read the token nor
+    post with our cookie (SameSite=Lax), so it cannot replace anyone's session."""
+    form = await request.post()
+    token, csrf, nxt = (form.get(name) for name in ("token", "csrf_token", "next"))
+    if not isinstance(token, str) or not isinstance(csrf, str):
+        raise ApiError(400, "bad_request", "Open the sign-in link again.")
+    async with request.app[DB]() as session:
+        current = await load_session(request, session)
+    if current is None:
+        raise ApiError(
+            403, "csrf_failed", "This confirmation is no longer valid; open the sign-in link again."
+        )
+    check_csrf(request, current, sent=csrf)
+    return await _redeem_and_sign_in(
+        request, token, _safe_next(nxt if isinstance(nxt, str) else None)
+    )
+
+
+async def _redeem_and_sign_in(
+    request: web.Request, token: str, next_path: str | None
+) -> web.StreamResponse:
+    """Use the token; sign its user in unless this browser is already theirs. A session of
+    another person in this browser ends here (it is being replaced)."""
+    async with request.app[DB]() as session, session.begin():
+        current = await load_session(request, session)
+        user_id = await redeem_login_token(session, token)
+        user = await session.get(User, user_id)
+        assert user is not None
+        response = redirect(next_path or home_for(user))
+        replaced = None
+        if current is None or current.user_id != user_id:
+            if current is not None and await end_session(session, current.session_id, "replaced"):
+                replaced = current.session_id
+            await start_session(session, request, response, user.id)
+    if replaced is not None:
+        session_ended(request.app, replaced)
+    return response
 
 
 async def demo_login(request: web.Request) -> web.StreamResponse:
@@ -161,8 +227,15 @@ async def demo_login(request: web.Request) -> web.StreamResponse:
 
 
 async def logout(request: web.Request) -> web.StreamResponse:
-    async with request.app[DB]() as session:
+    """Sign out: the session ends server-side (the cookie, even a copied one, stops working)
+    and its open sockets close with 4001."""
+    async with request.app[DB]() as session, session.begin():
         await current_user(request, session)  # checks CSRF
+        data = loaded_session(request)
+        assert data is not None
+        ended = await end_session(session, data.session_id, "signed_out")
+    if ended:
+        session_ended(request.app, data.session_id)
     response = redirect("/login")
     clear_session_cookie(response)
     return response
@@ -295,6 +368,7 @@ def add_routes(app: web.Application) -> None:
     app[TEMPLATES] = make_templates()
     app.router.add_get("/", index)
     app.router.add_get("/login", login)
+    app.router.add_post("/login", confirm_login)
     app.router.add_get("/login/demo/{user_id}", demo_login)
     app.router.add_post("/logout", logout)
     app.router.add_get("/inbox", inbox)

@@ -80,6 +80,18 @@ class Settings(BaseSettings):
     log_format: Literal["text", "json"] = "text"
     # Names this process in every log line (``node``); the host name unless set.
     node_name: str = Field(default_factory=socket.gethostname, min_length=1, max_length=128)
+    # Bounded connections (server/connection_limits.py). Small values are for tests.
+    http_header_timeout_seconds: float = Field(default=10.0, gt=0, le=600)
+    http_body_timeout_seconds: float = Field(default=15.0, gt=0, le=600)
+    http_idle_timeout_seconds: float = Field(default=75.0, gt=0, le=3600)
+    max_connections: int = Field(default=1000, ge=1, le=1_000_000)
+
+    # Per-user throttle of HTTP writes people make (server/write_throttle.py): each kind
+    # (messages, reports) has its own bucket of ``burst`` that refills at ``per minute``.
+    message_rate_per_minute: float = Field(default=30.0, gt=0, le=60_000)
+    message_rate_burst: int = Field(default=10, ge=1, le=10_000)
+    report_rate_per_minute: float = Field(default=3.0, gt=0, le=60_000)
+    report_rate_burst: int = Field(default=5, ge=1, le=10_000)
 
     @model_validator(mode="after")
     def _fill_secrets(self) -> Settings:

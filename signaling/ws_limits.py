@@ -89,6 +89,11 @@ CLIENT_PONG_TIMEOUT_SECONDS: Final = 10.0
 MAX_CONNECTIONS_PER_USER: Final = 10
 """Open sockets per signed-in user (tabs, devices); one more is closed with 4003."""
 
+SESSION_CHECK_INTERVAL_SECONDS: Final = 15.0
+"""How often the server re-checks the sessions of open sockets; a socket whose session
+ended elsewhere (another node) is closed with 4001 within this. Sign-out on the same node
+and expiry close it at once."""
+
 
 class CloseCode(IntEnum):
     """WebSocket close codes the server sends."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from aiohttp import web
-from aiohttp_pydantic.oas.typing import r200, r201, r401, r403, r404, r410, r422
+from aiohttp_pydantic.oas.typing import r200, r201, r401, r403, r404, r410, r422, r429
 from pydantic import Field
 
 from server.api.openapi import api_handler
@@ -23,6 +23,7 @@ from server.calls.errors import CallError, JoinLinkError
 from server.calls.join_links import MAX_TOKEN_CHARS, check_join_token
 from server.db.models import Call, User
 from server.errors import ApiError, not_found
+from server.write_throttle import WRITE_THROTTLES, check_write_rate
 from signaling.call_state import CallPhase
 
 CallId = Annotated[str, Field(min_length=1, max_length=128)]
@@ -99,13 +100,15 @@ async def get_call(
 @api_handler
 async def report_call(
     request: web.Request, call_id: CallId, /, body: CallReportIn
-) -> r201[CallReportOut] | r401[ErrorBody] | r404[ErrorBody] | r422[ErrorBody]:
+) -> r201[CallReportOut] | r401[ErrorBody] | r404[ErrorBody] | r422[ErrorBody] | r429[ErrorBody]:
     """A participant reports a call (also after it ended); a reported call is always reviewed.
+    Too many reports too fast answer 429 `rate_limited` with `Retry-After`.
 
     Tags: calls
     """
     async with request.app[DB]() as session:
         user = await current_user(request, session)
+    check_write_rate(request.app[WRITE_THROTTLES].reports, user.id, "reports")
     try:
         result = await request.app[CALLS].report(user.id, call_id, body.reason, body.details)
     except CallError:

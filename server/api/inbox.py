@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from aiohttp import web
-from aiohttp_pydantic.oas.typing import r200, r401, r403, r404, r409, r422
+from aiohttp_pydantic.oas.typing import r200, r401, r403, r404, r409, r422, r429
 from pydantic import Field
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -23,13 +23,14 @@ from server.api.schemas import (
     ThreadList,
 )
 from server.appkeys import DB, ELIGIBILITY_WATCH, SETTINGS
-from server.auth import current_user, read_session, require_role
+from server.auth import current_user, loaded_session, require_role
 from server.clock import utcnow
 from server.db.models import Block, Message, Thread, User
 from server.eligibility_snapshots import decide_start
 from server.errors import ApiError, not_found
 from server.messages import add_message
 from server.serialize import message_out, thread_summary, user_out
+from server.write_throttle import WRITE_THROTTLES, check_write_rate
 
 ThreadId = Annotated[str, Field(min_length=1, max_length=128)]
 MESSAGES_PER_PAGE = 200
@@ -60,8 +61,8 @@ async def get_me(request: web.Request) -> r200[Me] | r401[ErrorBody]:
     """
     async with request.app[DB]() as session:
         user = await current_user(request, session)
-    data = read_session(request)
-    assert data is not None
+    data = loaded_session(request)
+    assert data is not None  # current_user loaded it
     return web.json_response(
         Me(user=user_out(user), csrf_token=data.csrf_token).model_dump(mode="json")
     )
@@ -119,8 +120,16 @@ async def get_thread(
 @api_handler
 async def post_message(
     request: web.Request, thread_id: ThreadId, /, body: MessageIn
-) -> r200[MessageOut] | r401[ErrorBody] | r404[ErrorBody] | r409[ErrorBody] | r422[ErrorBody]:
+) -> (
+    r200[MessageOut]
+    | r401[ErrorBody]
+    | r404[ErrorBody]
+    | r409[ErrorBody]
+    | r422[ErrorBody]
+    | r429[ErrorBody]
+):
     """Post a message; a contact-details hit is flagged `contact_details` and warned about.
+    Too many messages too fast answer 429 `rate_limited` with `Retry-After`.
 
     Tags: inbox
     """
@@ -129,6 +138,7 @@ async def post_message(
         raise ApiError(422, "validation_error", f"Messages are at most {max_chars} characters.")
     async with request.app[DB]() as session, session.begin():
         user = await current_user(request, session)
+        check_write_rate(request.app[WRITE_THROTTLES].messages, user.id, "messages")
         thread = await visible_thread(session, user, thread_id)
         if thread.state in ("closed", "blocked"):
             raise ApiError(409, "thread_closed", "This conversation no longer takes messages.")

@@ -19,6 +19,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from recorder.storage import ObjectNotFoundError
+from server.api.byte_ranges import RangeRefused, requested_byte_range
 from server.api.openapi import api_handler
 from server.api.schemas import (
     AuditList,
@@ -428,28 +429,19 @@ async def recording_media(
     except ObjectNotFoundError as exc:
         raise ApiError(410, "recording_gone", "The recording's bytes are gone.") from exc
     try:
-        requested = request.http_range
-    except ValueError as exc:
-        raise ApiError(416, "bad_range", "Malformed Range header.", size=size) from exc
-    has_range = "Range" in request.headers
-    start = requested.start or 0
-    stop = size if requested.stop is None else min(requested.stop, size)
-    if start < 0:  # suffix range "bytes=-N"
-        start = max(size + start, 0)
-        stop = size
-    if has_range and (start >= size or stop <= start):
-        refusal = error_response(
-            416, "range_not_satisfiable", "The range is past the end of the recording."
-        )
+        wanted = requested_byte_range(request.headers.get("Range"), size)
+    except RangeRefused as exc:
+        refusal = error_response(416, exc.code, exc.message)
         refusal.headers["Content-Range"] = f"bytes */{size}"
         return refusal
-    response = web.StreamResponse(status=206 if has_range else 200)
+    start, stop = (0, size) if wanted is None else (wanted.start, wanted.stop)
+    response = web.StreamResponse(status=200 if wanted is None else 206)
     response.content_type = row.mime_type or "application/octet-stream"
     response.headers["Accept-Ranges"] = "bytes"
     response.headers["Cache-Control"] = "private, no-store"
     response.content_length = stop - start
-    if has_range:
-        response.headers["Content-Range"] = f"bytes {start}-{stop - 1}/{size}"
+    if wanted is not None:
+        response.headers["Content-Range"] = wanted.content_range(size)
     await response.prepare(request)
     if request.method != "HEAD":
         async with await storage.open_range(row.storage_key, start, stop - 1) as chunks:

@@ -113,6 +113,21 @@ class LoginToken(Base):
     used_at: Mapped[datetime | None] = mapped_column(nullable=True)
 
 
+class UserSession(Base):
+    """A signed-in browser. The cookie carries a random secret; only its hash is stored,
+    so a database leak does not hand out sessions. Ending a session (sign-out, a sign-in
+    as someone else, expiry) is a row change here: the cookie stops working at once."""
+
+    __tablename__ = "sessions"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), index=True)
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column()
+    ended_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    end_reason: Mapped[str | None] = mapped_column(String(16), nullable=True)
+
+
 class Call(Base):
     __tablename__ = "calls"
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)

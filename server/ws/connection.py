@@ -37,6 +37,7 @@ class Connection:
         base_url: str,
         abort: Callable[[], None],
         counters: SocketCounters | None = None,
+        session_id: str = "",
     ) -> None:
         self._ws = ws
         self._counters = counters or SocketCounters()
@@ -44,6 +45,8 @@ class Connection:
         """Drops the TCP connection without a close frame (a client that will not close)."""
         self._id = connection_id
         self._user_id = user_id
+        self.session_id = session_id
+        """The sign-in session this socket rides on: when it ends, the socket closes (4001)."""
         self.base_url = base_url
         """Our origin as this client reached it: join links are built on it."""
         self._queue: asyncio.Queue[str] = asyncio.Queue(maxsize=ws_limits.OUTBOUND_QUEUE_MAX)

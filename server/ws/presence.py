@@ -16,6 +16,7 @@ from pydantic import BaseModel
 
 from server.calls.seams import CallSocket
 from server.ws.connection import Connection
+from signaling.ws_limits import CloseCode
 from signaling.ws_protocol import dump_message, presence_message
 
 log = logging.getLogger(__name__)
@@ -58,6 +59,13 @@ class PresenceRegistry:
 
     def connections(self) -> list[Connection]:
         return [c for sockets in self._sockets.values() for c in sockets]
+
+    def close_session(self, session_id: str) -> int:
+        """Close (4001) every socket of a session that ended; answer how many."""
+        closing = [c for c in self.connections() if c.session_id == session_id and c.is_open]
+        for conn in closing:
+            conn.close(CloseCode.SESSION_ENDED, "session ended")
+        return len(closing)
 
     # --- Outbox ------------------------------------------------------------------------
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
@@ -24,6 +24,7 @@ from server.appkeys import (
     DB,
     ELIGIBILITY_WATCH,
     MEDIA_HOST,
+    SESSION_ENDED_HOOKS,
     SETTINGS,
     WS_COUNTERS,
     WS_DISPATCHER,
@@ -37,6 +38,7 @@ from server.cluster.outbox import BusSender, ClusterOutbox
 from server.cluster.router import CallRouter
 from server.ws.dispatch import Dispatcher
 from server.ws.presence import PresenceRegistry
+from server.ws.session_watch import SessionWatch
 from server.ws.socket_counters import SocketCounters
 from server.ws.socket_loop import websocket_handler
 from signaling import ws_limits
@@ -80,9 +82,12 @@ async def calls_ctx(app: web.Application) -> AsyncIterator[None]:
     app[WS_DISPATCHER] = Dispatcher(calls=calls, router=router, presence=presence, db=db)
     app[ELIGIBILITY_WATCH].subscribe(calls.on_eligibility_change)
     app[ELIGIBILITY_WATCH].subscribe(router.eligibility_changed)
+    sessions = SessionWatch(presence, app[DB])
+    sessions.start()
     try:
         yield
     finally:
+        await sessions.aclose()
         await calls.aclose()
         await _close_sockets(presence)
         await router.aclose()
@@ -115,10 +120,22 @@ async def _on_shutdown(app: web.Application) -> None:
         await _close_sockets(presence)
 
 
+def _close_sockets_of_session(app: web.Application) -> Callable[[str], None]:
+    def hook(session_id: str) -> None:
+        presence = app.get(WS_PRESENCE)
+        if presence is not None and presence.close_session(session_id):
+            log.info("closed the sockets of a session that ended")
+
+    return hook
+
+
 def add_call_signalling(app: web.Application) -> None:
     """Register after the recorder's cleanup_ctx: calls end before recordings finalise."""
     if CALL_ENDED_HOOKS not in app:
         app[CALL_ENDED_HOOKS] = []
+    if SESSION_ENDED_HOOKS not in app:
+        app[SESSION_ENDED_HOOKS] = []
+    app[SESSION_ENDED_HOOKS].append(_close_sockets_of_session(app))
     app.cleanup_ctx.append(calls_ctx)
     app.on_shutdown.append(_on_shutdown)
     app.router.add_get(ws_limits.WS_PATH, websocket_handler)

@@ -19,13 +19,15 @@ from aiohttp import WSMsgType, web
 from server.appkeys import (
     CALL_ROUTER,
     CALLS,
+    CONNECTION_GUARD,
     DB,
     SETTINGS,
     WS_COUNTERS,
     WS_DISPATCHER,
     WS_PRESENCE,
 )
-from server.auth import check_same_origin, read_session
+from server.auth import SessionData, check_same_origin, load_session
+from server.clock import utcnow
 from server.db.models import User
 from server.errors import ApiError
 from server.log_context import set_connection_id
@@ -49,14 +51,12 @@ def new_connection_id() -> str:
     return "ws-" + secrets.token_hex(8)
 
 
-async def _handshake(request: web.Request) -> tuple[web.WebSocketResponse, str]:
+async def _handshake(request: web.Request) -> tuple[web.WebSocketResponse, SessionData]:
     check_same_origin(request)
-    data = read_session(request)
-    if data is None:
-        raise ApiError(401, "unauthenticated", "Sign in to continue.")
     async with request.app[DB]() as session:
-        user = await session.get(User, data.user_id)
-    if user is None:
+        data = await load_session(request, session)
+        user = None if data is None else await session.get(User, data.user_id)
+    if data is None or user is None:
         raise ApiError(401, "unauthenticated", "Sign in to continue.")
     ws = web.WebSocketResponse(
         heartbeat=ws_limits.HEARTBEAT_INTERVAL_SECONDS,
@@ -68,7 +68,7 @@ async def _handshake(request: web.Request) -> tuple[web.WebSocketResponse, str]:
     if not ws.can_prepare(request).ok:
         raise ApiError(400, "websocket_required", "This address takes WebSocket connections.")
     await ws.prepare(request)
-    return ws, user.id
+    return ws, data
 
 
 def _abort(request: web.Request) -> None:
@@ -76,10 +76,24 @@ def _abort(request: web.Request) -> None:
         request.transport.abort()
 
 
+async def _refuse_at_capacity(request: web.Request) -> web.StreamResponse:
+    """Past the node's connection cap: upgrade only to close with 1013 (try again later)."""
+    check_same_origin(request)
+    ws = web.WebSocketResponse(timeout=ws_limits.CLOSE_TIMEOUT_SECONDS)
+    if not ws.can_prepare(request).ok:
+        raise ApiError(400, "websocket_required", "This address takes WebSocket connections.")
+    await ws.prepare(request)
+    await ws.close(code=CloseCode.TRY_AGAIN_LATER, message=b"server at capacity")
+    return ws
+
+
 async def websocket_handler(request: web.Request) -> web.StreamResponse:
+    if request.app[CONNECTION_GUARD].over_capacity():
+        log.info("websocket refused: the node is at its connection cap")
+        return await _refuse_at_capacity(request)
     try:
         async with asyncio.timeout(ws_limits.HANDSHAKE_TIMEOUT_SECONDS):
-            ws, user_id = await _handshake(request)
+            ws, signed_in = await _handshake(request)
     except TimeoutError:
         log.info("websocket handshake timed out")
         _abort(request)
@@ -90,10 +104,12 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
     router = request.app[CALL_ROUTER]
     settings = request.app[SETTINGS]
     counters = request.app[WS_COUNTERS]
+    user_id = signed_in.user_id
     conn = Connection(
         ws,
         connection_id=new_connection_id(),
         user_id=user_id,
+        session_id=signed_in.session_id,
         # Never from the request's Host header: a client could make join links (shown to
         # the buyer and stored in the thread) point at any site. Relative unless configured.
         base_url=(settings.public_url or "").rstrip("/"),
@@ -121,11 +137,21 @@ async def websocket_handler(request: web.Request) -> web.StreamResponse:
     presence.add(conn)
     counters.opened += 1
     log.info("conn=%s opened", conn.id)
+    # The socket ends with its session: at its expiry it closes with 4001 (sign-out and
+    # sessions ended elsewhere close it through the registry and the session sweep).
+    loop = asyncio.get_running_loop()
+    expiry = loop.call_later(
+        max(0.0, (signed_in.expires_at - utcnow()).total_seconds()),
+        conn.close,
+        CloseCode.SESSION_ENDED,
+        "session expired",
+    )
     try:
         router.socket_opened(conn)
         await calls.socket_opened(conn)
         await _read_loop(request, ws, conn)
     finally:
+        expiry.cancel()
 
         async def close_down() -> None:
             try:
