@@ -170,6 +170,7 @@ async def get_queue(
                 buyer=user_out(users[call.buyer_id]),
                 created_at=call.created_at,
                 ended_at=call.ended_at,
+                duration_seconds=call.duration_seconds,
                 end_reason=call.end_reason,
                 mandatory=mandatory,
                 mandatory_reasons=list(call.mandatory_reasons or []),
@@ -302,6 +303,7 @@ async def get_review_call(
         created_at=call.created_at,
         connected_at=call.connected_at,
         ended_at=call.ended_at,
+        duration_seconds=call.duration_seconds,
         interrupted=call.interrupted,
         recording_started_at=start,
         sampling=SamplingOut(

@@ -80,6 +80,23 @@ class IntegrationMessageIn(StrictBody):
     text: MessageText
 
 
+class MessageCall(BaseModel):
+    """The call a system message is about, as the reader may see it.
+
+    ``kind`` ``invite`` is the join link left for an offline buyer (``join_url`` is set
+    for the buyer only, and only while the call can still be joined); ``outcome`` is the
+    note a call leaves when it ends.
+    """
+
+    id: str
+    kind: Literal["invite", "outcome"]
+    state: str
+    end_reason: str | None
+    ended_by: str | None
+    duration_seconds: float | None
+    join_url: str | None = None
+
+
 class MessageOut(BaseModel):
     id: str
     thread_id: str
@@ -89,6 +106,7 @@ class MessageOut(BaseModel):
     flags: list[str]
     call_id: str | None
     created_at: datetime
+    call: MessageCall | None = None
 
 
 class ThreadSummary(BaseModel):
@@ -107,8 +125,23 @@ class ThreadDetail(ThreadSummary):
     messages: list[MessageOut]
 
 
+class InboxThread(ThreadSummary):
+    """A line of the signed-in person's inbox."""
+
+    last_message: MessageOut | None
+    last_activity_at: datetime | None
+    unread_count: int
+
+
 class ThreadList(BaseModel):
-    threads: list[ThreadSummary]
+    """Latest activity first."""
+
+    threads: list[InboxThread]
+
+
+class ReadMarkOut(BaseModel):
+    thread_id: str
+    read_at: datetime
 
 
 class ThreadOut(BaseModel):
@@ -178,6 +211,7 @@ class QueueItem(BaseModel):
     buyer: UserOut
     created_at: datetime
     ended_at: datetime | None
+    duration_seconds: float | None
     end_reason: str | None
     mandatory: bool
     mandatory_reasons: list[str]
@@ -273,6 +307,7 @@ class ReviewCallDetail(BaseModel):
     created_at: datetime
     connected_at: datetime | None
     ended_at: datetime | None
+    duration_seconds: float | None
     interrupted: bool
     recording_started_at: datetime | None
     sampling: SamplingOut
@@ -344,6 +379,7 @@ class CallOut(BaseModel):
     created_at: datetime
     connected_at: datetime | None
     ended_at: datetime | None
+    duration_seconds: float | None
     recording_notice: str
 
 
