@@ -29,7 +29,7 @@ export function installRinging(socket, { subjectOf = () => "", onCallClosed = ()
     if (!entry) return;
     entry.ringing = false;
     const dismiss = h("button", { type: "button", class: "secondary small" }, "Dismiss");
-    const note = h("section", { class: `call-note-banner ${className}`, "aria-label": "Call notice", dataset: { callId } }, ...content, dismiss);
+    const note = h("div", { class: `call-note-banner ${className}`, dataset: { callId } }, ...content, dismiss);
     dismiss.addEventListener("click", () => {
       note.remove();
       banners.delete(callId);
