@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
 
@@ -80,6 +80,23 @@ class IntegrationMessageIn(StrictBody):
     text: MessageText
 
 
+def _nullable_models(schema: dict[str, Any]) -> None:
+    """Write an optional nested model (``Model | None``) the OpenAPI 3.0 way, ``allOf`` +
+    ``nullable``: aiohttp-pydantic's 3.0 conversion reads ``type`` on every ``anyOf`` member,
+    and a ``$ref`` has none (it raised KeyError building the document)."""
+    for prop in schema.get("properties", {}).values():
+        members = prop.get("anyOf")
+        if members and len(members) == 2 and {"type": "null"} in members:
+            refs = [m for m in members if "$ref" in m]
+            if refs:
+                del prop["anyOf"]
+                prop["allOf"] = refs
+                prop["nullable"] = True
+
+
+NULLABLE_MODELS = ConfigDict(json_schema_extra=_nullable_models)
+
+
 class MessageCall(BaseModel):
     """The call a system message is about, as the reader may see it.
 
@@ -98,6 +115,7 @@ class MessageCall(BaseModel):
 
 
 class MessageOut(BaseModel):
+    model_config = NULLABLE_MODELS
     id: str
     thread_id: str
     sender_id: str | None
@@ -128,6 +146,7 @@ class ThreadDetail(ThreadSummary):
 class InboxThread(ThreadSummary):
     """A line of the signed-in person's inbox."""
 
+    model_config = NULLABLE_MODELS
     last_message: MessageOut | None
     last_activity_at: datetime | None
     unread_count: int
