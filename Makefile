@@ -8,7 +8,9 @@ DATA_DIR ?= ./data
 # `make run` serves Prometheus metrics here (http://127.0.0.1:9100/metrics); 0 turns them off.
 METRICS_PORT ?= 9100
 
-.PHONY: run test check lint typecheck pytest bench system-deps clean
+AXE := build/node/node_modules/axe-core/axe.min.js
+
+.PHONY: run test check lint typecheck pytest bench system-deps axe clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -36,6 +38,14 @@ system-deps:
 		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	fi
 
+# axe-core (accessibility checks in the browser tests) from the npm registry, never vendored.
+axe: $(AXE)
+$(AXE):
+	@command -v npm >/dev/null 2>&1 || { \
+		$(SUDO) apt-get update -qq && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm; }
+	npm install --prefix build/node --no-audit --no-fund --silent axe-core@4
+
 run: $(STAMP)
 	INBOXCALL_DATA_DIR=$(DATA_DIR) $(BIN)/inboxcall demo
 	INBOXCALL_DATA_DIR=$(DATA_DIR) INBOXCALL_DEMO=true INBOXCALL_METRICS_PORT=$(METRICS_PORT) \
@@ -48,7 +58,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-pytest: $(STAMP) system-deps
+pytest: $(STAMP) system-deps axe
 	$(BIN)/pytest
 
 check: lint typecheck

@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import jinja2
 from aiohttp import web
-from markupsafe import Markup, escape
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.api.inbox import thread_parties, visible_thread
+from server.api.schemas import ThreadDetail, ThreadList
 from server.appkeys import DB, SETTINGS
 from server.auth import (
     check_csrf,
@@ -31,39 +28,21 @@ from server.auth import (
     start_session,
 )
 from server.clock import utcnow
-from server.db.models import Message, Thread, User
+from server.db.models import User
 from server.eligibility_snapshots import decide_start
 from server.errors import ApiError
+from server.inbox_view import (
+    inbox_threads,
+    is_restricted,
+    latest_messages,
+    mark_read,
+    messages_out,
+)
+from server.serialize import eligibility_out, thread_summary
+from server.settings import Settings
 
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 TEMPLATES = web.AppKey("templates", jinja2.Environment)
-
-
-# Only our own join links (site-relative, or under INBOXCALL_PUBLIC_URL) become links.
-_URL = re.compile(r"(?:https?://[^\s<>\"'/]+)?/calls/[A-Za-z0-9_-]+/join\?token=[^\s<>\"']+")
-
-
-def linkify(text: str) -> Markup:
-    """Escape ``text`` and turn the call join links in it into links.
-
-    Only for system messages, which the service writes itself (a call's join link);
-    people's own messages are never linkified, so the inbox does not advertise links
-    that lead off the platform.
-    """
-    parts: list[str] = []
-    position = 0
-    for match in _URL.finditer(text):
-        url = match.group(0).rstrip(".,;:!?)")
-        parts.append(str(escape(text[position : match.start()])))
-        parts.append(f'<a href="{escape(url)}">{escape(url)}</a>')
-        position = match.start() + len(url)
-    parts.append(str(escape(text[position:])))
-    return Markup("".join(parts))  # noqa: S704 - every part above is escaped
-
-
-def short_time(value: datetime | None) -> str:
-    """Server-side time text; web/static/thread.js rewrites it in the reader's time zone."""
-    return value.strftime("%d %b %H:%M UTC") if value else ""
 
 
 def make_templates() -> jinja2.Environment:
@@ -72,8 +51,6 @@ def make_templates() -> jinja2.Environment:
         autoescape=jinja2.select_autoescape(["html"]),
         undefined=jinja2.StrictUndefined,
     )
-    env.filters["linkify"] = linkify
-    env.filters["shorttime"] = short_time
     return env
 
 
@@ -162,11 +139,12 @@ async def login(request: web.Request) -> web.StreamResponse:
                 page.headers["Referrer-Policy"] = "same-origin"
                 return page
         return await _redeem_and_sign_in(request, token, next_path)
+    nxt = _safe_next(request.query.get("next"))
     if not request.app[SETTINGS].demo:
-        return render(request, "login.html", status=401, users=[], next=None)
+        return render(request, "login.html", status=401, users=[], next=nxt)
     async with request.app[DB]() as session:
         users = (await session.scalars(select(User).order_by(User.role, User.id))).all()
-    return render(request, "login.html", users=users, next=_safe_next(request.query.get("next")))
+    return render(request, "login.html", users=users, next=nxt)
 
 
 async def confirm_login(request: web.Request) -> web.StreamResponse:
@@ -241,62 +219,14 @@ async def logout(request: web.Request) -> web.StreamResponse:
     return response
 
 
-@dataclass(frozen=True, slots=True)
-class InboxRow:
-    """One line of the thread list: the thread, the other party and the latest message."""
-
-    thread: Thread
-    other: User
-    last_message: Message | None
-
-
-INBOX_LIMIT = 500
-
-
-async def inbox_rows(session: AsyncSession, user: User) -> list[InboxRow]:
-    threads = (
-        await session.scalars(
-            select(Thread)
-            .where(or_(Thread.seller_id == user.id, Thread.buyer_id == user.id))
-            .order_by(Thread.last_buyer_activity_at.desc(), Thread.id)
-            .limit(INBOX_LIMIT)
-        )
-    ).all()
-    ids = [t.id for t in threads]
-    users = {
-        u.id: u
-        for u in (
-            await session.scalars(
-                select(User).where(
-                    User.id.in_({t.seller_id for t in threads} | {t.buyer_id for t in threads})
-                )
-            )
-        ).all()
+async def inbox_context(session: AsyncSession, user: User, settings: Settings) -> dict[str, Any]:
+    """What every inbox page needs: the thread list (drawn by web/static/thread_list.js from
+    the same JSON ``GET /api/v1/threads`` answers) and whether the viewer is restricted."""
+    threads = await inbox_threads(session, user, settings)
+    return {
+        "inbox_data": ThreadList(threads=threads).model_dump(mode="json"),
+        "restricted": await is_restricted(session, user),
     }
-    latest = (
-        select(Message.thread_id, func.max(Message.created_at).label("at"))
-        .where(Message.thread_id.in_(ids))
-        .group_by(Message.thread_id)
-        .subquery()
-    )
-    last: dict[str, Message] = {}
-    for message in (
-        await session.scalars(
-            select(Message).join(
-                latest,
-                and_(Message.thread_id == latest.c.thread_id, Message.created_at == latest.c.at),
-            )
-        )
-    ).all():
-        last.setdefault(message.thread_id, message)
-    return [
-        InboxRow(
-            thread=t,
-            other=users[t.buyer_id if user.id == t.seller_id else t.seller_id],
-            last_message=last.get(t.id),
-        )
-        for t in threads
-    ]
 
 
 async def inbox(request: web.Request) -> web.StreamResponse:
@@ -304,8 +234,8 @@ async def inbox(request: web.Request) -> web.StreamResponse:
     if user.role not in ("seller", "buyer"):
         raise web.HTTPFound(home_for(user))
     async with request.app[DB]() as session:
-        rows = await inbox_rows(session, user)
-    return render(request, "inbox.html", user=user, rows=rows, current_thread_id=None)
+        context = await inbox_context(session, user, request.app[SETTINGS])
+    return render(request, "inbox.html", user=user, current_thread_id=None, **context)
 
 
 async def thread_page(request: web.Request) -> web.StreamResponse:
@@ -324,15 +254,21 @@ async def thread_page(request: web.Request) -> web.StreamResponse:
                 message="This conversation does not exist or is not yours.",
             )
         seller, buyer, blocked = await thread_parties(session, thread)
-        messages = (
-            await session.scalars(
-                select(Message).where(Message.thread_id == thread.id).order_by(Message.created_at)
-            )
-        ).all()
-        decision = await decide_start(
-            session, caller=user, thread=thread, now=utcnow(), settings=settings
+        now = utcnow()
+        messages = await messages_out(
+            session, user, await latest_messages(session, thread.id), settings
         )
-        rows = await inbox_rows(session, user)
+        decision = await decide_start(
+            session, caller=user, thread=thread, now=now, settings=settings
+        )
+    # Opening the conversation reads it; the page marks later messages as it shows them.
+    async with request.app[DB]() as session, session.begin():
+        await mark_read(session, thread.id, user.id, now)
+    async with request.app[DB]() as session:
+        context = await inbox_context(session, user, settings)
+    detail = ThreadDetail(
+        **thread_summary(thread, seller, buyer, blocked).model_dump(), messages=messages
+    )
     return render(
         request,
         "thread.html",
@@ -340,11 +276,11 @@ async def thread_page(request: web.Request) -> web.StreamResponse:
         thread=thread,
         seller=seller,
         buyer=buyer,
-        messages=messages,
+        thread_data=detail.model_dump(mode="json"),
+        eligibility_data=eligibility_out(decision).model_dump(mode="json"),
         blocked=blocked,
-        decision=decision,
-        rows=rows,
         current_thread_id=thread.id,
+        **context,
     )
 
 
@@ -364,9 +300,18 @@ async def review_console(request: web.Request) -> web.StreamResponse:
     return render(request, "review.html", user=user)
 
 
+async def favicon(request: web.Request) -> web.StreamResponse:
+    """Browsers ask for /favicon.ico on every page whatever the page's <link rel=icon>."""
+    return web.FileResponse(
+        WEB_DIR / "static" / "favicon.svg",
+        headers={"Content-Type": "image/svg+xml", "Cache-Control": "public, max-age=86400"},
+    )
+
+
 def add_routes(app: web.Application) -> None:
     app[TEMPLATES] = make_templates()
     app.router.add_get("/", index)
+    app.router.add_get("/favicon.ico", favicon)
     app.router.add_get("/login", login)
     app.router.add_post("/login", confirm_login)
     app.router.add_get("/login/demo/{user_id}", demo_login)

@@ -2,8 +2,17 @@
 
 from __future__ import annotations
 
-from server.api.schemas import MessageOut, ThreadOut, ThreadSummary, UserOut
+from server.api.schemas import (
+    EligibilityOut,
+    MessageCall,
+    MessageOut,
+    ReasonOut,
+    ThreadOut,
+    ThreadSummary,
+    UserOut,
+)
 from server.db.models import Message, Thread, User
+from signaling.eligibility import EligibilityDecision
 
 
 def user_out(user: User) -> UserOut:
@@ -17,7 +26,7 @@ def user_out(user: User) -> UserOut:
     )
 
 
-def message_out(message: Message) -> MessageOut:
+def message_out(message: Message, *, call: MessageCall | None = None) -> MessageOut:
     return MessageOut(
         id=message.id,
         thread_id=message.thread_id,
@@ -27,6 +36,7 @@ def message_out(message: Message) -> MessageOut:
         flags=list(message.flags or []),
         call_id=message.call_id,
         created_at=message.created_at,
+        call=call,
     )
 
 
@@ -54,4 +64,11 @@ def thread_summary(thread: Thread, seller: User, buyer: User, blocked: bool) -> 
         order_placed=thread.order_placed,
         last_buyer_activity_at=thread.last_buyer_activity_at,
         blocked_by_buyer=blocked,
+    )
+
+
+def eligibility_out(decision: EligibilityDecision) -> EligibilityOut:
+    return EligibilityOut(
+        allowed=decision.allowed,
+        reasons=[ReasonOut(code=r.code.value, message=r.message) for r in decision.reasons],
     )

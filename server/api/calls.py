@@ -81,6 +81,7 @@ def call_out(call: Call, seller: User, buyer: User) -> CallOut:
         created_at=call.created_at,
         connected_at=call.connected_at,
         ended_at=call.ended_at,
+        duration_seconds=call.duration_seconds,
         recording_notice=RECORDING_NOTICE,
     )
 

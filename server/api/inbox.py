@@ -7,7 +7,6 @@ from typing import Annotated
 from aiohttp import web
 from aiohttp_pydantic.oas.typing import r200, r401, r403, r404, r409, r422, r429
 from pydantic import Field
-from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.api.openapi import api_handler
@@ -18,22 +17,22 @@ from server.api.schemas import (
     Me,
     MessageIn,
     MessageOut,
-    ReasonOut,
+    ReadMarkOut,
     ThreadDetail,
     ThreadList,
 )
 from server.appkeys import DB, ELIGIBILITY_WATCH, SETTINGS
 from server.auth import current_user, loaded_session, require_role
 from server.clock import utcnow
-from server.db.models import Block, Message, Thread, User
+from server.db.models import Block, Thread, User
 from server.eligibility_snapshots import decide_start
 from server.errors import ApiError, not_found
+from server.inbox_view import inbox_threads, latest_messages, mark_read, messages_out
 from server.messages import add_message
-from server.serialize import message_out, thread_summary, user_out
+from server.serialize import eligibility_out, message_out, thread_summary, user_out
 from server.write_throttle import WRITE_THROTTLES, check_write_rate
 
 ThreadId = Annotated[str, Field(min_length=1, max_length=128)]
-MESSAGES_PER_PAGE = 200
 
 
 async def visible_thread(session: AsyncSession, user: User, thread_id: str) -> Thread:
@@ -72,22 +71,15 @@ async def get_me(request: web.Request) -> r200[Me] | r401[ErrorBody]:
 async def list_threads(
     request: web.Request,
 ) -> r200[ThreadList] | r401[ErrorBody] | r403[ErrorBody]:
-    """Threads of the signed-in seller or buyer, most recent buyer activity first.
+    """Threads of the signed-in seller or buyer, latest activity first, with each one's
+    last message and unread count.
 
     Tags: inbox
     """
     async with request.app[DB]() as session:
         user = await current_user(request, session)
         require_role(user, "seller", "buyer")
-        rows = (
-            await session.scalars(
-                select(Thread)
-                .where(or_(Thread.seller_id == user.id, Thread.buyer_id == user.id))
-                .order_by(Thread.last_buyer_activity_at.desc(), Thread.id)
-                .limit(500)
-            )
-        ).all()
-        threads = [thread_summary(t, *(await thread_parties(session, t))) for t in rows]
+        threads = await inbox_threads(session, user, request.app[SETTINGS])
     return web.json_response(ThreadList(threads=threads).model_dump(mode="json"))
 
 
@@ -102,19 +94,27 @@ async def get_thread(
     async with request.app[DB]() as session:
         user = await current_user(request, session)
         thread = await visible_thread(session, user, thread_id)
-        messages = (
-            await session.scalars(
-                select(Message)
-                .where(Message.thread_id == thread.id)
-                .order_by(Message.created_at.desc(), Message.id)
-                .limit(MESSAGES_PER_PAGE)
-            )
-        ).all()
+        messages = await latest_messages(session, thread.id)
         summary = thread_summary(thread, *(await thread_parties(session, thread)))
-    detail = ThreadDetail(
-        **summary.model_dump(), messages=[message_out(m) for m in reversed(messages)]
-    )
+        out = await messages_out(session, user, messages, request.app[SETTINGS])
+    detail = ThreadDetail(**summary.model_dump(), messages=out)
     return web.json_response(detail.model_dump(mode="json"))
+
+
+@api_handler
+async def mark_thread_read(
+    request: web.Request, thread_id: ThreadId, /
+) -> r200[ReadMarkOut] | r401[ErrorBody] | r404[ErrorBody]:
+    """The signed-in person has read this thread up to now (its unread count drops to 0).
+
+    Tags: inbox
+    """
+    now = utcnow()
+    async with request.app[DB]() as session, session.begin():
+        user = await current_user(request, session)
+        thread = await visible_thread(session, user, thread_id)
+        await mark_read(session, thread.id, user.id, now)
+    return web.json_response(ReadMarkOut(thread_id=thread.id, read_at=now).model_dump(mode="json"))
 
 
 @api_handler
@@ -163,11 +163,7 @@ async def call_eligibility(
         decision = await decide_start(
             session, caller=user, thread=thread, now=utcnow(), settings=settings
         )
-    out = EligibilityOut(
-        allowed=decision.allowed,
-        reasons=[ReasonOut(code=r.code.value, message=r.message) for r in decision.reasons],
-    )
-    return web.json_response(out.model_dump(mode="json"))
+    return web.json_response(eligibility_out(decision).model_dump(mode="json"))
 
 
 async def _set_block(request: web.Request, thread_id: str, blocked: bool) -> web.Response:
@@ -213,6 +209,7 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/api/v1/threads", list_threads)
     app.router.add_get("/api/v1/threads/{thread_id}", get_thread)
     app.router.add_post("/api/v1/threads/{thread_id}/messages", post_message)
+    app.router.add_post("/api/v1/threads/{thread_id}/read", mark_thread_read)
     app.router.add_get("/api/v1/threads/{thread_id}/call-eligibility", call_eligibility)
     app.router.add_put("/api/v1/threads/{thread_id}/block", block_seller)
     app.router.add_delete("/api/v1/threads/{thread_id}/block", unblock_seller)

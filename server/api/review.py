@@ -167,6 +167,7 @@ async def get_queue(
             buyer=user_out(row.buyer),
             created_at=row.call.created_at,
             ended_at=row.call.ended_at,
+            duration_seconds=row.call.duration_seconds,
             end_reason=row.call.end_reason,
             mandatory=bool(row.call.mandatory_reasons),
             mandatory_reasons=list(row.call.mandatory_reasons or []),
@@ -285,6 +286,7 @@ async def get_review_call(
         created_at=call.created_at,
         connected_at=call.connected_at,
         ended_at=call.ended_at,
+        duration_seconds=call.duration_seconds,
         interrupted=call.interrupted,
         recording_started_at=start,
         sampling=SamplingOut(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
 
@@ -82,7 +82,42 @@ class IntegrationMessageIn(StrictBody):
     text: MessageText
 
 
+def _nullable_models(schema: dict[str, Any]) -> None:
+    """Write an optional nested model (``Model | None``) the OpenAPI 3.0 way, ``allOf`` +
+    ``nullable``: aiohttp-pydantic's 3.0 conversion reads ``type`` on every ``anyOf`` member,
+    and a ``$ref`` has none (it raised KeyError building the document)."""
+    for prop in schema.get("properties", {}).values():
+        members = prop.get("anyOf")
+        if members and len(members) == 2 and {"type": "null"} in members:
+            refs = [m for m in members if "$ref" in m]
+            if refs:
+                del prop["anyOf"]
+                prop["allOf"] = refs
+                prop["nullable"] = True
+
+
+NULLABLE_MODELS = ConfigDict(json_schema_extra=_nullable_models)
+
+
+class MessageCall(BaseModel):
+    """The call a system message is about, as the reader may see it.
+
+    ``kind`` ``invite`` is the join link left for an offline buyer (``join_url`` is set
+    for the buyer only, and only while the call can still be joined); ``outcome`` is the
+    note a call leaves when it ends.
+    """
+
+    id: str
+    kind: Literal["invite", "outcome"]
+    state: str
+    end_reason: str | None
+    ended_by: str | None
+    duration_seconds: float | None
+    join_url: str | None = None
+
+
 class MessageOut(BaseModel):
+    model_config = NULLABLE_MODELS
     id: str
     thread_id: str
     sender_id: str | None
@@ -91,6 +126,7 @@ class MessageOut(BaseModel):
     flags: list[str]
     call_id: str | None
     created_at: datetime
+    call: MessageCall | None = None
 
 
 class ThreadSummary(BaseModel):
@@ -109,8 +145,24 @@ class ThreadDetail(ThreadSummary):
     messages: list[MessageOut]
 
 
+class InboxThread(ThreadSummary):
+    """A line of the signed-in person's inbox."""
+
+    model_config = NULLABLE_MODELS
+    last_message: MessageOut | None
+    last_activity_at: datetime | None
+    unread_count: int
+
+
 class ThreadList(BaseModel):
-    threads: list[ThreadSummary]
+    """Latest activity first."""
+
+    threads: list[InboxThread]
+
+
+class ReadMarkOut(BaseModel):
+    thread_id: str
+    read_at: datetime
 
 
 class ThreadOut(BaseModel):
@@ -195,6 +247,7 @@ class QueueItem(BaseModel):
     buyer: UserOut
     created_at: datetime
     ended_at: datetime | None
+    duration_seconds: float | None
     end_reason: str | None
     mandatory: bool
     mandatory_reasons: list[str]
@@ -290,6 +343,7 @@ class ReviewCallDetail(BaseModel):
     created_at: datetime
     connected_at: datetime | None
     ended_at: datetime | None
+    duration_seconds: float | None
     interrupted: bool
     recording_started_at: datetime | None
     sampling: SamplingOut
@@ -361,6 +415,7 @@ class CallOut(BaseModel):
     created_at: datetime
     connected_at: datetime | None
     ended_at: datetime | None
+    duration_seconds: float | None
     recording_notice: str
 
 

@@ -7,14 +7,16 @@ before it tells anyone about it, so what clients see is always what reviewers wi
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.db.models import Call, Thread
 from server.db.models import CallEvent as CallEventRow
 from server.messages import add_system_message
+from signaling.call_duration import LINK_EVENT_KINDS, LinkMark, call_duration
 from signaling.call_state import CallEvent, CallPhase, CallState, EndReason, PhaseChanged
 
 MISSED_TEXT = "Missed video call"
@@ -32,13 +34,13 @@ def format_duration(duration: timedelta) -> str:
     return f"{minutes}:{seconds:02d}"
 
 
-def end_message_text(state: CallState) -> str:
-    """The system message an ended call leaves in its thread."""
+def end_message_text(state: CallState, duration: timedelta | None) -> str:
+    """The system message an ended call leaves in its thread; ``duration`` is the call's
+    ``call_duration`` (``None`` if it never became active)."""
     assert state.end is not None
     if state.answered_at is not None:
         # Accepted: a call took place (however short), so say how long it was connected.
-        start = state.active_at or state.end.at
-        return f"Video call ended ({format_duration(state.end.at - start)})"
+        return f"Video call ended ({format_duration(duration or timedelta(0))})"
     match state.end.reason:
         case EndReason.DECLINED:
             return DECLINED_TEXT
@@ -87,6 +89,25 @@ async def add_changes(
             row.ended_by = change.end.by
             row.end_detail = change.end.detail
             row.ended_at = change.end.at
+            duration = await stored_duration(session, row.id, state.active_at, change.end.at)
+            row.duration_seconds = None if duration is None else duration.total_seconds()
             thread = await session.get(Thread, row.thread_id)
             if thread is not None:
-                add_system_message(session, thread, end_message_text(state), call_id=row.id)
+                text = end_message_text(state, duration)
+                add_system_message(session, thread, text, call_id=row.id)
+
+
+async def stored_duration(
+    session: AsyncSession, call_id: str, active_at: datetime | None, ended_at: datetime
+) -> timedelta | None:
+    """``call_duration`` from the call's stored reconnecting/reconnected events (the
+    session flushes this transition's own events first)."""
+    if active_at is None:
+        return None
+    rows = await session.execute(
+        select(CallEventRow.kind, CallEventRow.user_id, CallEventRow.at).where(
+            CallEventRow.call_id == call_id, CallEventRow.kind.in_(LINK_EVENT_KINDS)
+        )
+    )
+    marks = [m for k, u, a in rows if (m := LinkMark.from_event(k, u, a)) is not None]
+    return call_duration(active_at, ended_at, marks)

@@ -104,6 +104,15 @@ class Block(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class ThreadRead(Base):
+    """How far a person has read a thread: messages after ``read_at`` are unread."""
+
+    __tablename__ = "thread_reads"
+    thread_id: Mapped[str] = mapped_column(ForeignKey("threads.id"), primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), primary_key=True)
+    read_at: Mapped[datetime] = mapped_column()
+
+
 class LoginToken(Base):
     __tablename__ = "login_tokens"
     # Only a hash is stored: a database leak does not hand out sign-ins.
@@ -143,6 +152,9 @@ class Call(Base):
     # Zero of the recordings' shared clock: where the reviewer's timeline starts.
     recording_started_at: Mapped[datetime | None] = mapped_column(nullable=True)
     ended_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    # Connected time, from active to end without the reconnect grace
+    # (signaling.call_duration); None if the call never became active.
+    duration_seconds: Mapped[float | None] = mapped_column(Float, nullable=True)
     seller_consent_at: Mapped[datetime | None] = mapped_column(nullable=True)
     buyer_consent_at: Mapped[datetime | None] = mapped_column(nullable=True)
     interrupted: Mapped[bool] = mapped_column(Boolean, default=False)

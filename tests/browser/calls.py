@@ -14,6 +14,12 @@ RECORDING_NOTICE = (
 MEDIA_TIMEOUT_MS = 30_000
 
 
+def initials(name: str) -> str:
+    """What the pages' initials avatars show: first and last word's first letters."""
+    words = name.split()
+    return (words[0][0] + (words[-1][0] if len(words) > 1 else "")).upper()
+
+
 def call_screen(page: Page, peer_name: str) -> Locator:
     return page.get_by_role("dialog", name=f"Video call with {peer_name}")
 
@@ -32,7 +38,13 @@ async def start_call(
     screen = call_screen(seller, buyer_name)
     await expect(screen).to_be_visible()
     await expect(screen.locator("[data-call-status]")).to_have_text("Calling...")
-    await expect(screen.get_by_text("Recording", exact=True)).to_be_visible()
+    # The ringing view: their initials and a countdown; nothing is recorded or timed yet.
+    await expect(screen.locator("[data-ringing-initials]")).to_have_text(initials(buyer_name))
+    await expect(screen.locator("[data-ring-countdown]")).to_have_text(
+        re.compile(r"Ringing, \d+:\d\d left")
+    )
+    await expect(screen.get_by_text("Recording", exact=True)).to_be_hidden()
+    await expect(screen.get_by_role("timer")).to_be_hidden()
     call_id = await seller.evaluate("() => window.inboxcall.call.callId")
     assert isinstance(call_id, str) and call_id
     return call_id
@@ -45,6 +57,17 @@ async def incoming_banner(buyer: Page, seller_name: str = "Sam Seller") -> Locat
     await expect(banner).to_be_visible()
     await expect(banner.get_by_role("heading", name="Incoming video call")).to_be_visible()
     return banner
+
+
+async def accept_from_banner(buyer: Page, seller_name: str = "Sam Seller") -> Locator:
+    """The buyer answers from the banner, in one step: the call screen opens on this page."""
+    banner = await incoming_banner(buyer, seller_name)
+    accept = banner.get_by_role("button", name="Accept")
+    await expect(accept).to_have_accessible_description(RECORDING_NOTICE)
+    await accept.click()
+    screen = call_screen(buyer, seller_name)
+    await expect(screen).to_be_visible()
+    return screen
 
 
 async def expect_ended(page: Page, peer_name: str, words: str | re.Pattern[str]) -> None:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 from typing import Any
 
+import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 from playwright.async_api import Browser, BrowserContext, ConsoleMessage, Page, expect
@@ -31,6 +34,10 @@ DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 375, "height": 740}
 REPO = Path(__file__).resolve().parents[2]
 SCREENSHOTS = REPO / "test-artifacts" / "screenshots"
+# axe-core from the npm registry, installed by `make axe` (part of `make test`), git-ignored.
+AXE_SCRIPT = REPO / "build" / "node" / "node_modules" / "axe-core" / "axe.min.js"
+# What the accessibility check refuses (axe's own impact levels).
+REFUSED_IMPACTS = ("serious", "critical")
 DEMO_NAMES = {user.id: user.display_name for user in demo_users()}
 
 # Playwright's own timeout for a step; a call's media takes a few seconds on a slow machine.
@@ -107,8 +114,43 @@ class People:
         assert not self.problems, "errors in the pages:\n" + "\n".join(self.problems)
 
 
+@cache
+def axe_script() -> str:
+    """axe.min.js: a test without it is skipped locally and fails in CI (CI=true)."""
+    if AXE_SCRIPT.is_file():
+        return AXE_SCRIPT.read_text(encoding="utf-8")
+    message = f"axe-core is not installed at {AXE_SCRIPT}: run `make axe`"
+    if os.environ.get("CI", "").strip().lower() == "true":
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+AXE_RUN = """async () => {
+  const result = await axe.run(document, { resultTypes: ["violations"] });
+  return result.violations.map((v) => ({
+    id: v.id, impact: v.impact, help: v.help,
+    nodes: v.nodes.slice(0, 5).map((n) => n.target.join(" ")),
+  }));
+}"""
+
+
+async def check_accessibility(page: Page, name: str) -> None:
+    """axe-core on the page as it is: no serious or critical violation."""
+    if not await page.evaluate("() => typeof window.axe === 'object'"):
+        # Evaluated through the DevTools protocol, which the page's CSP does not govern;
+        # a <script> tag would need the CSP loosened for the test.
+        await page.evaluate(axe_script())
+    violations = await page.evaluate(AXE_RUN)
+    refused = [v for v in violations if v["impact"] in REFUSED_IMPACTS]
+    assert not refused, f"{name}: accessibility violations " + "; ".join(
+        f"{v['id']} ({v['impact']}: {v['help']}) at {v['nodes']}" for v in refused
+    )
+
+
 async def screenshot(page: Page, name: str) -> None:
-    """Save the page at desktop and phone width; at phone width nothing may scroll sideways."""
+    """Check the page's accessibility, then save it at desktop and phone width; at phone
+    width nothing may scroll sideways."""
+    await check_accessibility(page, name)
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     original = page.viewport_size
     try:

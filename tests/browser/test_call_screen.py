@@ -9,19 +9,22 @@ from typing import Any
 
 import pytest
 from playwright.async_api import Page, expect
+from sqlalchemy import select
 
+from server.appkeys import DB
+from server.db.models import Call, CallReport
 from signaling.call_state import EndReason, FailureDetail
 from signaling.eligibility import REASON_MESSAGES, ReasonCode
 from signaling.ws_protocol import ErrorCode
 from tests.browser.calls import (
     MEDIA_TIMEOUT_MS,
     RECORDING_NOTICE,
+    accept_from_banner,
     call_screen,
     expect_ended,
     expect_media_flowing,
-    incoming_banner,
 )
-from tests.browser.support import People, Service
+from tests.browser.support import People, Service, screenshot
 
 pytestmark = pytest.mark.browser
 
@@ -101,9 +104,7 @@ async def connected_call(seller: Page, buyer: Page) -> None:
     await seller.keyboard.press("Escape")
     await expect(screen).to_be_visible()
 
-    banner = await incoming_banner(buyer)
-    await banner.get_by_role("button", name="Accept").click()
-    await buyer.get_by_role("button", name="Join call").click()
+    await accept_from_banner(buyer)
     for page, peer in ((seller, "Vera VID"), (buyer, "Sam Seller")):
         await expect(call_screen(page, peer).locator("[data-call-status]")).to_have_text(
             "Connected", timeout=MEDIA_TIMEOUT_MS
@@ -120,7 +121,7 @@ async def test_keyboard_and_reconnecting(service: Service, people: People) -> No
     # Every control is reachable with Tab, in a sensible order, inside the dialog.
     await seller_screen.get_by_role("button", name="Mute microphone").focus()
     reached = []
-    for _ in range(6):
+    for _ in range(7):
         reached.append(
             await seller.evaluate(
                 "() => document.activeElement.getAttribute('aria-label')"
@@ -128,13 +129,77 @@ async def test_keyboard_and_reconnecting(service: Service, people: People) -> No
             )
         )
         await seller.keyboard.press("Tab")
-    assert reached[:3] == ["Mute microphone", "Turn camera off", "Hang up"], reached
+    assert reached[:4] == ["Mute microphone", "Turn camera off", "Report", "Hang up"], reached
     assert "call-chat-text" in reached, reached
-    await seller_screen.get_by_role("button", name="Turn camera off").focus()
+
+    # Names on both tiles.
+    await expect(seller_screen.locator(".their-side figcaption")).to_contain_text("Vera VID")
+    await expect(seller_screen.locator(".self-side figcaption")).to_contain_text("You")
+
+    # On/off is unmistakable: aria-pressed, the label, and the state on both tiles.
+    camera = seller_screen.get_by_role("button", name="Turn camera off")
+    await expect(camera).to_have_attribute("aria-pressed", "false")
+    await camera.focus()
     await seller.keyboard.press("Enter")
-    await expect(seller_screen.get_by_role("button", name="Turn camera on")).to_be_focused()
-    await seller.keyboard.press("Enter")
+    camera_on = seller_screen.get_by_role("button", name="Turn camera on")
+    await expect(camera_on).to_be_focused()
+    await expect(camera_on).to_have_attribute("aria-pressed", "true")
+    await expect(seller_screen.get_by_text("Your camera is off")).to_be_visible()
+    cover = buyer_screen.locator("[data-their-cover]")
+    await expect(cover).to_contain_text("Sam Seller turned their camera off. Voice only.")
+    await expect(cover.locator(".avatar")).to_have_text("SS")
+    mic = seller_screen.get_by_role("button", name="Mute microphone")
+    await mic.click()
+    await expect(seller_screen.get_by_role("button", name="Unmute microphone")).to_have_attribute(
+        "aria-pressed", "true"
+    )
+    await expect(seller_screen.locator("[data-self-muted]")).to_be_visible()
+    peer_muted = buyer_screen.locator(".their-side [data-peer-muted]")
+    await expect(peer_muted).to_have_text("Muted")
+    await expect(peer_muted).to_have_attribute("aria-label", "Sam Seller muted their microphone.")
+    await screenshot(buyer, "call-screen-peer-camera-off-muted")
+    await seller_screen.get_by_role("button", name="Unmute microphone").click()
+    await expect(peer_muted).to_be_hidden()
+    await seller_screen.get_by_role("button", name="Turn camera on").click()
     await expect(seller_screen.get_by_role("button", name="Turn camera off")).to_be_visible()
+    await expect(cover).to_be_hidden()
+
+    # The other person's connection drops (the server's peer_connection_state, delivered
+    # here through the page's own socket dispatcher): the status line says so with the time
+    # left, their tile greys out, the timer pauses; and all returns when they are back.
+    peer_state = (
+        "s => window.inboxcall.call.socket.emit('peer_connection_state', {type:"
+        " 'peer_connection_state', call_id: window.inboxcall.call.callId, user_id:"
+        " 'buyer-vera', state: s})"
+    )
+    await seller.evaluate(peer_state, "reconnecting")
+    status = seller_screen.get_by_role("status").first
+    await expect(status).to_contain_text("Reconnecting")
+    await expect(status).to_contain_text(
+        re.compile(
+            r"Vera VID's connection dropped; reconnecting. The call waits for them \(0:\d\d left\)"
+        )
+    )
+    await expect(seller_screen.locator(".their-side")).to_have_css("filter", "grayscale(1)")
+    paused = await seller.evaluate("() => window.inboxcall.call.connectedSeconds")
+    await screenshot(seller, "call-screen-peer-reconnecting")
+    assert await seller.evaluate("() => window.inboxcall.call.connectedSeconds") == paused
+    await seller.evaluate(peer_state, "connected")
+    await expect(seller_screen.locator("[data-call-status]")).to_have_text("Connected")
+    await expect(seller_screen.locator(".their-side")).to_have_css("filter", "none")
+
+    # Report from the call screen: reason, details, "Send report".
+    await seller_screen.get_by_role("button", name="Report", exact=True).click()
+    report = seller.get_by_role("dialog", name="Report this call")
+    await expect(report).to_be_visible()
+    await report.get_by_role("combobox", name="Reason").select_option("harassment")
+    await report.get_by_role("textbox", name="Details").fill("Rude remarks at the start.")
+    await screenshot(seller, "call-screen-report")
+    await report.get_by_role("button", name="Send report").click()
+    await expect(report).to_be_hidden()
+    await expect(seller_screen.locator("[data-call-live]")).to_have_text(
+        re.compile("your report was sent")
+    )
 
     # The seller's socket drops: "Reconnecting...", then back, the call still on.
     await seller.evaluate("() => window.inboxcall.call.socket.ws.close()")
@@ -147,8 +212,12 @@ async def test_keyboard_and_reconnecting(service: Service, people: People) -> No
     # The buyer's media leg is replaced by a new RTCPeerConnection and offer (what the page
     # does when ICE fails): "Reconnecting...", then media flows again both ways.
     first_leg = await buyer.evaluate("() => window.inboxcall.call.generation")
-    await buyer.evaluate("() => { window.inboxcall.call.restartLeg(); }")
-    await expect(buyer_screen.locator("[data-call-status]")).to_have_text("Reconnecting...")
+    # Read in the same turn: on a quick machine the new leg connects within a moment.
+    said = await buyer.evaluate(
+        "() => { window.inboxcall.call.restartLeg();"
+        " return document.querySelector('#call-screen [data-call-status]').textContent; }"
+    )
+    assert said == "Reconnecting..."
     await expect(buyer_screen.locator("[data-call-status]")).to_have_text(
         "Connected", timeout=MEDIA_TIMEOUT_MS
     )
@@ -164,3 +233,28 @@ async def test_keyboard_and_reconnecting(service: Service, people: People) -> No
     await expect(seller_screen.locator("[data-call-end-duration]")).to_have_text(
         re.compile(r"The call lasted \d+:\d\d\.")
     )
+    # Nothing of the live call is left on the end screen.
+    for leftover in (
+        seller_screen.get_by_text("Recording", exact=True),
+        seller_screen.get_by_role("timer"),
+        seller_screen.locator("[data-call-quality]"),
+        seller_screen.get_by_label("Their video"),
+        seller_screen.get_by_label("Your video"),
+        seller_screen.get_by_role("button", name="Hang up"),
+        seller_screen.get_by_role("textbox", name="Message"),
+    ):
+        await expect(leftover).to_be_hidden()
+    await expect(
+        seller_screen.get_by_role("button", name="Back to the conversation")
+    ).to_be_visible()
+    await screenshot(seller, "call-ended-seller")
+
+    # The report is stored: the call is always reviewed.
+    call_id = await seller.evaluate("() => window.inboxcall.call.callId")
+    async with service.app[DB]() as session:
+        call = await session.get(Call, call_id)
+        reports = (
+            await session.scalars(select(CallReport).where(CallReport.call_id == call_id))
+        ).all()
+    assert call is not None and call.reported
+    assert [r.reason for r in reports] == ["harassment: Rude remarks at the start."]

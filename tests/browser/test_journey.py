@@ -10,10 +10,13 @@ import re
 import pytest
 from playwright.async_api import Page, expect
 
+from server.appkeys import DB
+from server.db.models import Call
 from tests.browser.calls import (
     INBOUND_STATS,
     MEDIA_TIMEOUT_MS,
     RECORDING_NOTICE,
+    accept_from_banner,
     call_screen,
     expect_ended,
     expect_media_flowing,
@@ -22,7 +25,7 @@ from tests.browser.calls import (
     start_call,
 )
 from tests.browser.conftest import ServiceFactory
-from tests.browser.support import People, screenshot
+from tests.browser.support import People, Service, screenshot
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -52,17 +55,13 @@ async def test_whole_journey(service_factory: ServiceFactory, people: People) ->
     await expect(seller.locator(".thread-who .presence")).to_have_text("Online")
     call_id = await start_call(seller)
 
-    # --- the buyer gets the ring, opens the join page, reads the notice, joins ---
+    # --- the buyer gets the ring with the recording notice, and answers in one step ---
     banner = await incoming_banner(buyer)
-    await banner.get_by_role("button", name="Accept").click()
-    await expect(buyer).to_have_url(re.compile(rf"/calls/{call_id}/join\?token="))
-    notice = buyer.locator("#recording-notice")
-    await expect(notice).to_have_text(RECORDING_NOTICE)
-    await expect(notice).to_be_in_viewport()
-    await buyer.wait_for_function(
-        "() => document.querySelector('[data-preview]').videoWidth > 0", timeout=15_000
-    )
-    await buyer.get_by_role("button", name="Join call").click()
+    await expect(banner).to_contain_text(RECORDING_NOTICE)
+    await screenshot(buyer, "incoming-call")
+    await screenshot(seller, "call-screen-ringing")
+    await accept_from_banner(buyer)
+    await expect(buyer).to_have_url(re.compile(r"/inbox$"))
 
     # --- both see and hear the other ---
     await the_call_connects(seller, buyer)
@@ -82,7 +81,7 @@ async def test_whole_journey(service_factory: ServiceFactory, people: People) ->
     seller_screen = call_screen(seller, "Vera VID")
     await buyer_screen.get_by_role("button", name="Turn camera off").click()
     await expect(buyer_screen.get_by_role("button", name="Turn camera on")).to_be_visible()
-    voice_only = seller_screen.locator("[data-voice-only]")
+    voice_only = seller_screen.locator("[data-their-cover]")
     await expect(voice_only).to_be_visible()
     await expect(voice_only).to_have_text(re.compile("Vera VID turned their camera off"))
     await screenshot(seller, "call-screen-voice-only")
@@ -92,8 +91,8 @@ async def test_whole_journey(service_factory: ServiceFactory, people: People) ->
     # --- the seller mutes and unmutes: the buyer is told ---
     await seller_screen.get_by_role("button", name="Mute microphone").click()
     await expect(seller_screen.get_by_role("button", name="Unmute microphone")).to_be_visible()
-    await expect(buyer_screen.locator("[data-peer-muted]")).to_have_text(
-        "Sam Seller muted their microphone."
+    await expect(buyer_screen.locator("[data-peer-muted]")).to_have_attribute(
+        "aria-label", "Sam Seller muted their microphone."
     )
     await seller_screen.get_by_role("button", name="Unmute microphone").click()
     await expect(buyer_screen.locator("[data-peer-muted]")).to_be_hidden()
@@ -117,15 +116,21 @@ async def test_whole_journey(service_factory: ServiceFactory, people: People) ->
     await seller_screen.get_by_role("button", name="Hang up").click()
     await expect_ended(seller, "Vera VID", "You hung up.")
     await expect_ended(buyer, "Sam Seller", "Sam Seller hung up.")
-    await expect(buyer_screen.locator("[data-call-end-duration]")).to_contain_text("lasted")
+    # One duration everywhere: the end screen, the thread and the review queue agree.
+    stored = await call_duration_text(service, call_id)
+    for page, peer in ((seller, "Vera VID"), (buyer, "Sam Seller")):
+        await expect(call_screen(page, peer).locator("[data-call-end-duration]")).to_have_text(
+            f"The call lasted {stored}."
+        )
     await screenshot(buyer, "call-ended-buyer")
     await buyer_screen.get_by_role("button", name="Back to the conversation").click()
     await expect(buyer).to_have_url(re.compile(r"/inbox/threads/t-eligible$"))
     await expect(
         buyer.get_by_role("list", name="Messages").locator(
-            ".message.system", has_text="Video call ended"
+            ".call-note", has_text=f"Video call · {stored}"
         )
     ).to_have_count(1)
+    await screenshot(buyer, "thread-after-call")
 
     # --- the reviewer finds the call, claims it, replays both sides in sync ---
     reviewer = await people.sign_in(service, "reviewer-rey")
@@ -133,6 +138,7 @@ async def test_whole_journey(service_factory: ServiceFactory, people: People) ->
     item = reviewer.locator(f'.queue-item[data-call-id="{call_id}"]')
     await expect(item).to_contain_text("Sam Seller called Vera VID")
     await expect(item).to_contain_text("Contact details in chat")
+    await expect(item).to_contain_text(stored)
     await screenshot(reviewer, "review-queue")
     await item.get_by_role("button", name="Claim").click()
     await expect(
@@ -189,6 +195,15 @@ async def test_whole_journey(service_factory: ServiceFactory, people: People) ->
     await expect(audit).to_contain_text("Rey Reviewer replayed the recording of Sam Seller")
     await expect(audit.locator('li[data-action="review.verdict"]')).to_have_count(1)
     await screenshot(reviewer, "review-verdict")
+
+
+async def call_duration_text(service: Service, call_id: str) -> str:
+    """The stored duration as the pages write it ("0:14"), once the call's end is stored."""
+    async with service.app[DB]() as session:
+        call = await session.get(Call, call_id)
+    assert call is not None and call.duration_seconds is not None
+    seconds = int(call.duration_seconds)
+    return f"{seconds // 60}:{seconds % 60:02d}"
 
 
 async def expect_audio_rising(page: Page) -> None:

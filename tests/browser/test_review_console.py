@@ -57,6 +57,7 @@ async def seed_reviewable_call(service: Service, tmp_path: Path) -> None:
                 created_at=connected - timedelta(seconds=3),
                 connected_at=connected,
                 ended_at=at(SELLER_LENGTH),
+                duration_seconds=SELLER_LENGTH,
                 seller_consent_at=connected - timedelta(seconds=3),
                 buyer_consent_at=connected - timedelta(seconds=1),
                 contact_details_detected=True,
@@ -146,6 +147,15 @@ async def test_review_console(service: Service, people: People, tmp_path: Path) 
         reviewer.get_by_role("heading", name="Sam Seller (seller) and Vera VID (buyer)")
     ).to_be_focused()
     await expect(item).to_contain_text("Claimed by you")
+    # Nothing left to claim: the holder opens the call.
+    await expect(item.get_by_role("button", name="Claim")).to_have_count(0)
+    await expect(item.get_by_role("button", name="Open")).to_be_visible()
+    # The queue shows the call's connected duration, the one the thread shows (0:08).
+    await expect(item).to_contain_text("0:08")
+    # The verdict form says what a violation does before it is submitted.
+    await expect(reviewer.locator("#verdict-form")).to_contain_text(
+        "A violation (off-platform contact or abusive behaviour) restricts the account you name"
+    )
     await expect(reviewer.locator("#players video")).to_have_count(2)
     # The transcript highlights what the detector found.
     hit = reviewer.get_by_role("list", name="Chat transcript").locator("li.hit")

@@ -1,10 +1,13 @@
 // The call screen: one RTCPeerConnection to the server (which answers our offers and
 // forwards the other person's media), controls, in-call chat, connection quality,
-// reconnecting, and the end of the call in words. Used by the seller's thread page and
-// the buyer's join page; the markup is web/templates/_call_screen.html.
+// reconnecting (ours and the other person's), reporting, and the end of the call in words.
+// Used by the seller's thread page, the buyer's inbox and thread pages (Accept) and the
+// join page; the markup is web/templates/_call_screen.html.
 import { endReasonWords, protocolErrorWords } from "/static/call_words.js";
-import { formatDuration, h } from "/static/common.js";
+import { api, formatDuration, h, initials } from "/static/common.js";
+import { fillIcons, icon } from "/static/icons.js";
 import { stopStream } from "/static/media.js";
+import { openReport } from "/static/report.js";
 
 const STATS_INTERVAL_MS = 2_000;
 // A "disconnected" leg often recovers by itself within a second or two; only after this
@@ -44,8 +47,9 @@ export class CallSession {
    * @param stream   the local MediaStream (camera + microphone, or microphone only)
    * @param onClose  called when the person closes the ended call screen
    * @param closeLabel  the label of that button
+   * @param ringTimeoutS  how long the seller's call rings (the ringing view counts down)
    */
-  constructor({ socket, callId, role, me, peer, stream, onClose, closeLabel = "Close" }) {
+  constructor({ socket, callId, role, me, peer, stream, onClose, closeLabel = "Back to the conversation", ringTimeoutS = null }) {
     this.socket = socket;
     this.callId = callId;
     this.role = role;
@@ -66,7 +70,15 @@ export class CallSession {
     this.disconnectTimer = null;
     this.statsTimer = null;
     this.clockTimer = null;
-    this.activeSince = null;
+    // Connected time, counted as the server counts it (signaling/call_duration.py): only
+    // while active and nobody is lost. The end screen shows the server's own figure.
+    this.connectedMs = 0;
+    this.countingSince = null;
+    this.everActive = false;
+    this.peerLost = false;
+    this.peerLostUntil = null;
+    this.ringDeadline = ringTimeoutS === null ? null : performance.now() + ringTimeoutS * 1000;
+    this.ringTimer = null;
     this.previousSample = null;
     this.peerVideo = true;
     this.peerAudio = true;
@@ -84,12 +96,22 @@ export class CallSession {
       theirVideo: $("[data-their-video]"),
       yourVideo: $("[data-your-video]"),
       theirSide: $("[data-their-side]"),
-      placeholder: $("[data-their-placeholder]"),
-      voiceOnly: $("[data-voice-only]"),
-      voiceOnlyText: $("[data-voice-only-text]"),
-      voiceOnlyInitial: $("[data-voice-only-initial]"),
+      theirCover: $("[data-their-cover]"),
+      theirCoverText: $("[data-their-cover-text]"),
+      theirInitials: $("[data-their-initials]"),
+      theirName: $("[data-their-name]"),
       peerMuted: $("[data-peer-muted]"),
       selfCameraOff: $("[data-self-camera-off]"),
+      selfInitials: $("[data-self-initials]"),
+      selfMuted: $("[data-self-muted]"),
+      ringingInitials: $("[data-ringing-initials]"),
+      ringingName: $("[data-ringing-name]"),
+      ringCountdown: $("[data-ring-countdown]"),
+      offlineNote: $("[data-offline-note]"),
+      report: $("[data-open-report]"),
+      endReport: $("[data-end-report]"),
+      reportStatus: $("[data-report-status]"),
+      endedInitials: $("[data-ended-initials]"),
       mic: $("[data-toggle-mic]"),
       camera: $("[data-toggle-camera]"),
       hangUp: $("[data-hang-up]"),
@@ -110,6 +132,7 @@ export class CallSession {
     this.unsubscribe = [
       socket.on("call_state", (m) => m.call_id === callId && this.onCallState(m)),
       socket.on("peer_media_state", (m) => m.call_id === callId && this.onPeerMedia(m)),
+      socket.on("peer_connection_state", (m) => m.call_id === callId && this.onPeerConnection(m)),
       socket.on("ice_candidate", (m) => m.call_id === callId && this.onRemoteCandidate(m)),
       socket.on("chat", (m) => m.call_id === callId && this.onChat(m)),
       socket.on("contact_details_warning", (m) => m.call_id === callId && this.onWarning(m)),
@@ -126,6 +149,15 @@ export class CallSession {
     el.mic.onclick = () => this.toggle("audio");
     el.camera.onclick = () => this.toggle("video");
     el.hangUp.onclick = () => this.hangUp();
+    const report = () =>
+      openReport(this.callId, {
+        onSent: (words) => {
+          this.say(words);
+          el.reportStatus.textContent = words;
+        },
+      });
+    el.report.onclick = report;
+    el.endReport.onclick = report;
     el.chatForm.onsubmit = (event) => {
       event.preventDefault();
       this.sendChat();
@@ -145,6 +177,15 @@ export class CallSession {
   async start(state, { mediaWarning } = {}) {
     const { el } = this;
     el.title.textContent = `Video call with ${this.peer.name}`;
+    fillIcons(this.screen);
+    for (const avatar of [el.ringingInitials, el.theirInitials, el.endedInitials]) {
+      avatar.textContent = initials(this.peer.name);
+    }
+    el.selfInitials.textContent = initials(this.me.name);
+    el.theirName.textContent = this.peer.name;
+    el.ringingName.textContent = `Calling ${this.peer.name}…`;
+    el.offlineNote.hidden = true;
+    el.reportStatus.textContent = "";
     el.endPanel.hidden = true;
     el.chatLog.replaceChildren();
     el.mediaWarning.textContent = mediaWarning ?? "";
@@ -158,7 +199,19 @@ export class CallSession {
     if (!this.screen.open) this.screen.showModal();
     el.hangUp.focus();
     this.statsTimer = setInterval(() => this.sampleStats(), STATS_INTERVAL_MS);
+    this.clockTimer = setInterval(() => this.tick(), 1_000);
+    this.tick();
     await this.negotiate();
+  }
+
+  /** The buyer was offline: the server left a join link in the thread instead of a ring. */
+  showOffline() {
+    if (this.ended || this.state !== "ringing") return;
+    this.el.offlineNote.hidden = false;
+    this.el.offlineNote.textContent =
+      `${this.peer.name} is offline, so a "Join call" link was left in your conversation. ` +
+      "If they come back while it rings, they can join.";
+    this.setState(this.state);
   }
 
   setState(state) {
@@ -166,37 +219,89 @@ export class CallSession {
     this.state = state;
     const { el } = this;
     this.screen.dataset.state = state;
-    el.status.textContent = this.reconnecting ? STATUS_WORDS.reconnecting : STATUS_WORDS[state];
+    this.screen.classList.toggle("peer-lost", this.peerLost);
+    let status = STATUS_WORDS[state];
     let detail = "";
     if (this.reconnecting) {
-      detail = "The connection dropped; getting it back. The call continues if it returns soon.";
+      status = STATUS_WORDS.reconnecting;
+      detail = "Your connection dropped; getting it back. The call continues if it returns soon.";
+    } else if (this.peerLost) {
+      status = STATUS_WORDS.reconnecting;
+      detail = `${this.peer.name}'s connection dropped; reconnecting. The call waits for them${this.graceWords()}.`;
     } else if (state === "ringing") {
-      detail = `Waiting for ${this.peer.name} to answer.`;
+      detail = el.offlineNote.hidden
+        ? `Waiting for ${this.peer.name} to answer.`
+        : `${this.peer.name} is offline; a join link was left for them.`;
     } else if (state === "connecting") {
       detail = "Starting video and sound.";
     }
+    el.status.textContent = status;
     el.statusDetail.textContent = detail;
-    el.placeholder.textContent =
-      state === "ringing"
-        ? `Calling ${this.peer.name}...`
-        : state === "connecting"
-          ? `Connecting to ${this.peer.name}...`
-          : "";
-    el.placeholder.hidden = state === "active";
+    this.coverTheirTile();
     const chatOpen = state === "connecting" || state === "active";
     el.chatText.disabled = !chatOpen;
     el.chatSend.disabled = !chatOpen;
     el.chatHint.hidden = chatOpen;
-    if (state === "active" && this.activeSince === null) {
-      this.activeSince = performance.now();
-      this.tickClock();
-      this.clockTimer = setInterval(() => this.tickClock(), 1_000);
+    if (state === "active") this.everActive = true;
+    this.updateCounting();
+  }
+
+  graceWords() {
+    if (this.peerLostUntil === null) return "";
+    const left = Math.max(0, Math.ceil((this.peerLostUntil - performance.now()) / 1000));
+    return ` (${formatDuration(left)} left)`;
+  }
+
+  /** Their tile: their video, or their initials with why there is no picture. */
+  coverTheirTile() {
+    const { el } = this;
+    let words = null;
+    if (this.state === "connecting") words = `Connecting to ${this.peer.name}…`;
+    else if (this.peerLost) words = `${this.peer.name}'s connection dropped. Waiting for them to come back…`;
+    else if (!this.peerVideo) words = `${this.peer.name} turned their camera off. Voice only.`;
+    el.theirCover.hidden = words === null;
+    el.theirCoverText.textContent = words ?? "";
+    el.theirSide.classList.toggle("camera-off", words !== null);
+  }
+
+  /** Start or stop counting connected time (active, and nobody lost). */
+  updateCounting() {
+    const counting = this.state === "active" && !this.reconnecting && !this.peerLost && !this.ended;
+    const now = performance.now();
+    if (counting && this.countingSince === null) this.countingSince = now;
+    if (!counting && this.countingSince !== null) {
+      this.connectedMs += now - this.countingSince;
+      this.countingSince = null;
     }
   }
 
-  tickClock() {
-    if (this.activeSince === null) return;
-    this.el.timer.textContent = formatDuration((performance.now() - this.activeSince) / 1000);
+  get connectedSeconds() {
+    const running = this.countingSince === null ? 0 : performance.now() - this.countingSince;
+    return (this.connectedMs + running) / 1000;
+  }
+
+  tick() {
+    const { el } = this;
+    el.timer.textContent = formatDuration(this.connectedSeconds);
+    if (this.state === "ringing" && this.ringDeadline !== null) {
+      const left = Math.max(0, Math.ceil((this.ringDeadline - performance.now()) / 1000));
+      el.ringCountdown.textContent = `Ringing, ${formatDuration(left)} left`;
+    } else {
+      el.ringCountdown.textContent = "";
+    }
+    if (this.peerLost) el.statusDetail.textContent = `${this.peer.name}'s connection dropped; reconnecting. The call waits for them${this.graceWords()}.`;
+  }
+
+  /** `peer_connection_state`: the other person's socket or media dropped, or is back. */
+  onPeerConnection(message) {
+    if (this.ended || message.user_id !== this.peer.id) return;
+    const lost = message.state === "reconnecting";
+    if (lost === this.peerLost) return;
+    this.peerLost = lost;
+    const grace = this.socket.hello?.limits?.reconnect_grace_s ?? null;
+    this.peerLostUntil = lost && grace !== null ? performance.now() + grace * 1000 : null;
+    this.setState(this.state);
+    this.say(lost ? `${this.peer.name}'s connection dropped. Reconnecting; the call waits for them.` : `${this.peer.name} is back.`);
   }
 
   // --- media leg --------------------------------------------------------------------
@@ -373,12 +478,19 @@ export class CallSession {
     const { el } = this;
     const hasAudio = this.stream.getAudioTracks().length > 0;
     const hasVideo = this.stream.getVideoTracks().length > 0;
-    el.mic.textContent = this.audioOn ? "Mute microphone" : "Unmute microphone";
-    el.mic.setAttribute("aria-disabled", String(!hasAudio));
-    el.camera.textContent = this.videoOn ? "Turn camera off" : "Turn camera on";
-    el.camera.setAttribute("aria-disabled", String(!hasVideo));
+    // aria-pressed: the "off" state is engaged (muted, camera off); the name says the action.
+    const set = (button, name, label, off, usable) => {
+      button.setAttribute("aria-pressed", String(off));
+      button.setAttribute("aria-disabled", String(!usable));
+      button.querySelector(".control-label").textContent = label;
+      button.querySelector("[data-icon]").replaceChildren(icon(name, { off }));
+      button.classList.toggle("off", off);
+    };
+    set(el.mic, "mic", this.audioOn ? "Mute microphone" : "Unmute microphone", !this.audioOn, hasAudio);
+    set(el.camera, "camera", this.videoOn ? "Turn camera off" : "Turn camera on", !this.videoOn, hasVideo);
     if (!hasVideo) el.camera.title = "No camera is in use in this call.";
     el.selfCameraOff.hidden = this.videoOn;
+    el.selfMuted.hidden = this.audioOn;
     this.screen.classList.toggle("self-camera-off", !this.videoOn);
   }
 
@@ -395,12 +507,10 @@ export class CallSession {
     this.peerVideo = message.video;
     this.peerAudio = message.audio;
     const { el } = this;
-    el.theirSide.classList.toggle("camera-off", !message.video);
-    el.voiceOnly.hidden = message.video;
-    el.voiceOnlyText.textContent = `${this.peer.name} turned their camera off. Voice only.`;
-    el.voiceOnlyInitial.textContent = (this.peer.name.trim()[0] ?? "?").toUpperCase();
     el.peerMuted.hidden = message.audio;
-    el.peerMuted.textContent = `${this.peer.name} muted their microphone.`;
+    el.peerMuted.replaceChildren(icon("mic", { off: true, size: 16 }), "Muted");
+    el.peerMuted.setAttribute("aria-label", `${this.peer.name} muted their microphone.`);
+    this.coverTheirTile();
   }
 
   async hangUp() {
@@ -531,11 +641,14 @@ export class CallSession {
   end(message) {
     if (this.ended) return;
     const { el } = this;
-    const hadConnected = this.activeSince !== null;
-    const duration = hadConnected ? (performance.now() - this.activeSince) / 1000 : 0;
+    this.updateCounting();
+    const hadConnected = this.everActive;
+    const localSeconds = this.connectedSeconds;
     this.state = "ended";
     this.ended = true;
+    this.countingSince = null;
     this.screen.dataset.state = "ended";
+    this.screen.classList.remove("peer-lost");
     clearInterval(this.statsTimer);
     clearInterval(this.clockTimer);
     clearTimeout(this.disconnectTimer);
@@ -552,8 +665,20 @@ export class CallSession {
       message.end_reason === null
         ? "The call ended while you were disconnected."
         : endReasonWords(message, this.me.id, this.peer.name, this.role);
-    el.endDuration.textContent = hadConnected ? `The call lasted ${formatDuration(duration)}.` : "";
-    el.endDuration.hidden = !hadConnected;
+    const showDuration = (seconds) => {
+      el.endDuration.textContent = `The call lasted ${formatDuration(seconds)}.`;
+      el.endDuration.hidden = false;
+    };
+    el.endDuration.hidden = true;
+    if (hadConnected) showDuration(localSeconds);
+    // The stored duration is the one the thread and the review queue show: use it.
+    api("GET", `/api/v1/calls/${encodeURIComponent(this.callId)}`)
+      .then((call) => {
+        if (call.duration_seconds !== null) showDuration(call.duration_seconds);
+      })
+      .catch(() => {
+        // The local count stays; it follows the same rule.
+      });
     el.endPanel.hidden = false;
     el.endHeading.focus();
     this.endMessage = message;

@@ -1,3 +1,5 @@
+import { formatDuration } from "/static/common.js";
+
 // Everything a call can say to a person, in words: end reasons, eligibility reasons,
 // protocol errors and media-device errors. One place, so every page says the same thing.
 
@@ -120,5 +122,37 @@ export function mediaErrorWords(error) {
       return "Calls need a secure (https) page.";
     default:
       return "Your camera and microphone could not be started.";
+  }
+}
+
+/**
+ * The words of a thread's note about a call (`message.call` from the inbox API), for the
+ * reader: `role` is the reader's side of the thread, `other` the other person's name.
+ * `missed` marks a call the buyer did not take (drawn as a missed-call card).
+ */
+export function callNoteWords(call, { role, other }) {
+  const buyer = role === "buyer";
+  if (call.kind === "invite") {
+    if (!buyer) return { text: `${other} was offline, so a join link was left here for them.`, missed: false };
+    return call.join_url
+      ? { text: `${other} is calling you. Join from here while the call rings.`, missed: false }
+      : { text: `${other} left a join link for a video call. That call is over.`, missed: false };
+  }
+  if (call.duration_seconds !== null && call.duration_seconds !== undefined) {
+    return { text: `Video call · ${formatDuration(call.duration_seconds)}`, missed: false };
+  }
+  switch (call.end_reason) {
+    case "missed":
+    case "cancelled":
+      if (buyer) return { text: `Missed video call from ${other}`, missed: true };
+      return call.end_reason === "missed"
+        ? { text: `${other} didn't answer your video call.`, missed: false }
+        : { text: "You cancelled the video call.", missed: false };
+    case "declined":
+      return buyer
+        ? { text: `You declined a video call from ${other}.`, missed: false }
+        : { text: `${other} declined your video call.`, missed: false };
+    default:
+      return { text: "Video call ended before it connected.", missed: false };
   }
 }

@@ -24,6 +24,10 @@ export async function api(method, path, body) {
     );
   }
   const data = await response.json().catch(() => ({}));
+  if (response.status === 401 && !location.pathname.startsWith("/login")) {
+    // Signed out (or the session ended) mid-page: the sign-in page says so and comes back.
+    location.assign(`/login?next=${encodeURIComponent(location.pathname + location.search)}`);
+  }
   if (!response.ok) {
     const message = data?.error?.message ?? `The request failed (HTTP ${response.status}).`;
     throw Object.assign(new Error(message), { code: data?.error?.code, status: response.status });
@@ -55,6 +59,33 @@ export function formatDuration(totalSeconds) {
   const minutes = Math.floor((s % 3600) / 60);
   const seconds = String(s % 60).padStart(2, "0");
   return hours ? `${hours}:${String(minutes).padStart(2, "0")}:${seconds}` : `${minutes}:${seconds}`;
+}
+
+/** "Vera VID" -> "VV", "sam" -> "S": the initials avatar's letters. */
+export function initials(name) {
+  const words = String(name ?? "").trim().split(/\s+/).filter(Boolean);
+  if (!words.length) return "?";
+  const letters = words.length === 1 ? [words[0]] : [words[0], words[words.length - 1]];
+  return letters.map((w) => [...w][0].toUpperCase()).join("");
+}
+
+/** A message time as an inbox shows it: "14:05" today, "Mon 14:05" this week, else "12 Mar". */
+export function shortTime(iso, now = new Date()) {
+  const when = new Date(iso);
+  if (Number.isNaN(when.getTime())) return "";
+  const time = when.toLocaleTimeString(undefined, { hour: "2-digit", minute: "2-digit" });
+  if (when.toDateString() === now.toDateString()) return time;
+  const days = (now - when) / 86_400_000;
+  if (days >= 0 && days < 6) return `${when.toLocaleDateString(undefined, { weekday: "short" })} ${time}`;
+  const sameYear = when.getFullYear() === now.getFullYear();
+  return when.toLocaleDateString(undefined, sameYear ? { day: "numeric", month: "short" } : { dateStyle: "medium" });
+}
+
+/** Fill every `[data-initials="Name"]` avatar under `root`. */
+export function fillInitials(root = document) {
+  for (const avatar of root.querySelectorAll("[data-initials]")) {
+    avatar.textContent = initials(avatar.dataset.initials);
+  }
 }
 
 /** Only http(s) addresses are followed; anything else (javascript:, data:) is refused. */

@@ -50,9 +50,10 @@ function when(iso) {
   return new Date(iso).toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short" });
 }
 
+/** The call's duration as the thread and the call screen show it (stored at the end). */
 function callLength(item) {
   if (!item.ended_at) return "still live";
-  return formatDuration((new Date(item.ended_at) - new Date(item.created_at)) / 1000);
+  return item.duration_seconds === null ? "did not connect" : formatDuration(item.duration_seconds);
 }
 
 async function loadQueue() {
@@ -100,7 +101,8 @@ function queueItem(item) {
     loadQueue();
   });
   open.addEventListener("click", () => openCall(item.call_id));
-  const claimable = !item.verdict && (!item.claimed_by || item.claimed_by === me.id);
+  // "Claim" only while nobody holds the call; the holder opens it ("Claimed by you").
+  const claimable = !item.verdict && !item.claimed_by;
   return h(
     "li",
     { class: `queue-item${current?.detail.call_id === item.call_id ? " current" : ""}`, dataset: { callId: item.call_id } },
@@ -152,7 +154,7 @@ function renderCall(detail) {
     detail.sampling.sampled ? `random sample (rate ${detail.sampling.rate}, draw ${detail.sampling.draw?.toFixed?.(4) ?? "?"})` : null,
   ].filter(Boolean);
   $("call-summary").textContent =
-    `Started ${when(detail.created_at)}; ${detail.ended_at ? `ended ${when(detail.ended_at)} (${END_WORDS[detail.end_reason] ?? detail.end_reason ?? "ended"})` : "still live"}.` +
+    `Started ${when(detail.created_at)}; ${detail.ended_at ? `ended ${when(detail.ended_at)} (${END_WORDS[detail.end_reason] ?? detail.end_reason ?? "ended"}), ${callLength(detail)} connected` : "still live"}.` +
     (why.length ? ` In the queue because: ${why.join("; ")}.` : "") +
     (detail.interrupted ? " The service stopped during this call; the recordings end where it stopped." : "");
   renderPlayers(detail);

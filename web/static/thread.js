@@ -1,62 +1,85 @@
-// The thread page: messages and composer, presence, the video-call icon (or why not),
-// the seller's recording notice + "Call now" + call screen, the buyer's incoming calls.
+// The thread page: messages (call notes drawn as cards: "Join call", missed call with
+// "Reply", how long a call lasted, "Report"), the composer, presence, the video-call icon
+// with the reasons written out when a call is not possible, the seller's recording notice
+// + "Call now" + call screen, and the buyer's incoming calls.
 import { CallSession } from "/static/call.js";
-import { protocolErrorWords } from "/static/call_words.js";
-import { api, currentUser, h, safeHttpUrl } from "/static/common.js";
+import { callNoteWords, protocolErrorWords } from "/static/call_words.js";
+import { api, currentUser, fillInitials, h, safeHttpUrl, shortTime } from "/static/common.js";
+import { icon } from "/static/icons.js";
 import { openLocalMedia, stopStream } from "/static/media.js";
 import { trackPresence } from "/static/presence.js";
+import { openReport } from "/static/report.js";
 import { installRinging } from "/static/ring.js";
+import { installThreadList } from "/static/thread_list.js";
 import { pageSocket } from "/static/ws.js";
 
 const view = document.getElementById("thread-view");
 const threadId = view.dataset.threadId;
 const me = currentUser();
+const myRole = view.dataset.myRole;
 const other = { id: view.dataset.otherId, name: view.dataset.otherName };
 const list = document.getElementById("messages");
 const composer = document.getElementById("composer");
+const composerText = document.getElementById("composer-text");
+const reportStatus = document.getElementById("report-status");
 const MESSAGE_POLL_MS = 15_000;
+const threadList = installThreadList();
 
 // --- messages ----------------------------------------------------------------------------
 
-function localiseTimes(root = document) {
-  for (const time of root.querySelectorAll("time[datetime]")) {
-    const when = new Date(time.getAttribute("datetime"));
-    if (!Number.isNaN(when.getTime())) {
-      time.textContent = when.toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short" });
-    }
-  }
+function reportButton(callId) {
+  const button = h("button", { type: "button", class: "secondary small" }, icon("flag", { size: 16 }), "Report");
+  button.addEventListener("click", () =>
+    openReport(callId, {
+      onSent: (words) => {
+        reportStatus.textContent = words;
+      },
+    }),
+  );
+  return button;
 }
 
-/** System messages may carry a join link; make http(s) addresses clickable, safely. */
-function linkified(text) {
-  const parts = [];
-  let position = 0;
-  for (const match of text.matchAll(/https?:\/\/[^\s<>"']+/g)) {
-    const url = match[0].replace(/[.,;:!?)]+$/, "");
-    parts.push(text.slice(position, match.index));
-    const safe = safeHttpUrl(url);
-    parts.push(safe ? h("a", { href: safe }, url) : url);
-    position = match.index + url.length;
+function callNote(message) {
+  const call = message.call;
+  const words = callNoteWords(call, { role: myRole, other: other.name });
+  const item = h("li", {
+    class: `message system call-note${words.missed ? " missed" : ""}`,
+    dataset: { messageId: message.id, callId: call.id },
+  });
+  const text = words.missed ? h("strong", { class: "text" }, words.text) : h("span", { class: "text" }, words.text);
+  const actions = h("span", { class: "note-actions" });
+  const joinUrl = call.join_url ? safeHttpUrl(call.join_url) : null;
+  if (joinUrl) {
+    const join = h("button", { type: "button" }, icon("camera", { size: 18 }), "Join call");
+    join.addEventListener("click", () => window.location.assign(joinUrl));
+    actions.append(join);
   }
-  parts.push(text.slice(position));
-  return parts;
+  if (words.missed && composerText) {
+    const reply = h("button", { type: "button", class: "small" }, "Reply");
+    reply.addEventListener("click", () => composerText.focus());
+    actions.append(reply);
+  }
+  if (call.kind === "outcome") actions.append(reportButton(call.id));
+  item.append(icon("camera", { size: 18, off: words.missed }), " ", text);
+  if (actions.childElementCount) item.append(actions);
+  return item;
 }
 
 function messageItem(message) {
+  if (message.kind === "system" && message.call) return callNote(message);
   const mine = message.sender_id === me.id;
   const item = h("li", {
     class: `message ${message.kind}${mine ? " mine" : ""}`,
     dataset: { messageId: message.id },
   });
   if (message.kind === "system") {
-    item.append(h("span", { class: "text" }, linkified(message.text)));
+    item.append(h("span", { class: "text" }, message.text));
   } else {
-    const sender = mine ? "You" : other.name;
     item.append(
       h(
         "span",
         { class: "sender" },
-        sender,
+        mine ? "You" : other.name,
         message.kind === "call_chat" ? h("span", { class: "muted" }, " (in call)") : null,
       ),
       h("span", { class: "text" }, message.text),
@@ -65,24 +88,50 @@ function messageItem(message) {
       item.append(h("span", { class: "flag", role: "note" }, "Contact details detected"));
     }
   }
-  item.append(h("time", { datetime: message.created_at }, message.created_at));
-  localiseTimes(item);
   return item;
 }
 
-function appendMessage(message) {
-  if (list.querySelector(`[data-message-id="${CSS.escape(message.id)}"]`)) return;
-  list.append(messageItem(message));
+/** Add or redraw (a call note changes when its call ends) one message; true if new. */
+function showMessage(message) {
+  const signature = JSON.stringify(message);
+  const existing = list.querySelector(`[data-message-id="${CSS.escape(message.id)}"]`);
+  if (existing?.dataset.signature === signature) return false;
+  const item = messageItem(message);
+  item.dataset.signature = signature;
+  item.append(h("time", { datetime: message.created_at }, shortTime(message.created_at)));
+  if (existing) existing.replaceWith(item);
+  else list.append(item);
+  return !existing;
 }
 
+function scrollToNewest() {
+  list.scrollTop = list.scrollHeight;
+}
+
+function showMessages(messages) {
+  const nearBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 80;
+  let added = false;
+  for (const message of messages) added = showMessage(message) || added;
+  if (added && nearBottom) scrollToNewest();
+  if (added && document.visibilityState === "visible") markRead();
+  return added;
+}
+
+function markRead() {
+  api("POST", `/api/v1/threads/${encodeURIComponent(threadId)}/read`).catch(() => {
+    // The unread count is only a hint; the next read marks it.
+  });
+}
+
+let latest = JSON.parse(document.getElementById("thread-data").textContent);
 let refreshing = null;
 async function refreshMessages() {
   // One refresh at a time; a request while one runs waits for it, then runs once more.
   if (refreshing) return refreshing.then(refreshMessages);
   refreshing = (async () => {
     try {
-      const detail = await api("GET", `/api/v1/threads/${encodeURIComponent(threadId)}`);
-      for (const message of detail.messages) appendMessage(message);
+      latest = await api("GET", `/api/v1/threads/${encodeURIComponent(threadId)}`);
+      showMessages(latest.messages);
     } catch {
       // Polling again later is the recovery; a visible error here would only be noise.
     } finally {
@@ -94,20 +143,20 @@ async function refreshMessages() {
 
 composer?.addEventListener("submit", async (event) => {
   event.preventDefault();
-  const field = composer.querySelector("textarea");
   const error = document.getElementById("composer-error");
   error.textContent = "";
-  if (!field.value.trim()) {
+  if (!composerText.value.trim()) {
     error.textContent = "Write a message first.";
-    field.focus();
+    composerText.focus();
     return;
   }
   try {
     const message = await api("POST", `/api/v1/threads/${encodeURIComponent(threadId)}/messages`, {
-      text: field.value,
+      text: composerText.value,
     });
-    appendMessage(message);
-    field.value = "";
+    showMessage(message);
+    scrollToNewest();
+    composerText.value = "";
     if (message.flags.includes("contact_details")) {
       error.textContent =
         "Sharing phone numbers, e-mail or other contact details breaks the Terms of Service. Your message was flagged for review.";
@@ -128,7 +177,10 @@ blockToggle?.addEventListener("click", async () => {
   }
 });
 
-localiseTimes();
+fillInitials(view);
+showMessages(latest.messages);
+scrollToNewest();
+if (location.hash === "#composer-text") composerText?.focus();
 setInterval(() => {
   if (document.visibilityState === "visible") refreshMessages();
 }, MESSAGE_POLL_MS);
@@ -136,105 +188,49 @@ document.addEventListener("visibilitychange", () => {
   if (document.visibilityState === "visible") refreshMessages();
 });
 
-// --- the video-call icon -----------------------------------------------------------------
+// --- the video-call icon (sellers) -------------------------------------------------------
 
-const VIDEO_ICON_PATH =
-  "M4 6h10a2 2 0 0 1 2 2v1.6l4.4-2.7A1 1 0 0 1 22 7.8v8.4a1 1 0 0 1-1.6.9L16 14.4V16a2 2 0 0 1-2 2H4a2 2 0 0 1-2-2V8a2 2 0 0 1 2-2z";
-
-function videoIcon(crossed) {
-  const ns = "http://www.w3.org/2000/svg";
-  const svg = document.createElementNS(ns, "svg");
-  for (const [k, v] of Object.entries({
-    class: "icon",
-    viewBox: "0 0 24 24",
-    width: "22",
-    height: "22",
-    "aria-hidden": "true",
-    focusable: "false",
-  })) {
-    svg.setAttribute(k, v);
-  }
-  const body = document.createElementNS(ns, "path");
-  body.setAttribute("fill", "currentColor");
-  body.setAttribute("d", VIDEO_ICON_PATH);
-  svg.append(body);
-  if (crossed) {
-    const slash = document.createElementNS(ns, "path");
-    for (const [k, v] of Object.entries({
-      stroke: "currentColor",
-      "stroke-width": "2.2",
-      "stroke-linecap": "round",
-      d: "M3 3l18 18",
-    })) {
-      slash.setAttribute(k, v);
-    }
-    svg.append(slash);
-  }
-  return svg;
-}
-
-/** Redraw the icon from the eligibility API's answer (same markup as _call_control.html). */
+/** Draw the icon from an eligibility answer; the reasons are written under the header. */
 function renderCallControl(decision) {
   const control = document.getElementById("call-control");
+  const reasons = document.getElementById("call-unavailable");
+  if (!control) return;
   const hadFocus = control.contains(document.activeElement);
   control.dataset.allowed = String(decision.allowed);
+  reasons.hidden = decision.allowed;
   if (decision.allowed) {
-    control.replaceChildren(
-      h("button", { type: "button", class: "video-call", id: "start-call" }, videoIcon(false), h("span", {}, "Start video call")),
-    );
+    const start = h("button", { type: "button", class: "video-call", id: "start-call" }, icon("camera"), h("span", {}, "Start video call"));
+    start.addEventListener("click", openNotice);
+    control.replaceChildren(start);
+    reasons.replaceChildren();
   } else {
     control.replaceChildren(
       h(
-        "span",
-        { class: "video-call-disabled" },
-        h(
-          "button",
-          {
-            type: "button",
-            class: "video-call icon-only",
-            "aria-disabled": "true",
-            "aria-describedby": "call-unavailable",
-            "aria-label": "Video call unavailable",
-          },
-          videoIcon(true),
-        ),
-        h(
-          "span",
-          { role: "tooltip", id: "call-unavailable", class: "tooltip" },
-          h("strong", {}, "Video call unavailable."),
-          decision.reasons.map((r) => h("span", { class: "reason", dataset: { reason: r.code } }, r.message)),
-        ),
+        "button",
+        {
+          type: "button",
+          class: "video-call icon-only",
+          "aria-disabled": "true",
+          "aria-describedby": "call-unavailable",
+          "aria-label": "Video call unavailable",
+        },
+        icon("camera", { off: true }),
       ),
     );
+    reasons.replaceChildren(
+      h("strong", {}, "Video calls aren't available here. "),
+      ...decision.reasons.map((r) => h("span", { class: "reason", dataset: { reason: r.code } }, `${r.message} `)),
+    );
   }
-  wireCallControl();
   if (hadFocus) control.querySelector("button")?.focus();
 }
 
 async function refreshEligibility() {
+  if (myRole !== "seller") return;
   try {
-    renderCallControl(
-      await api("GET", `/api/v1/threads/${encodeURIComponent(threadId)}/call-eligibility`),
-    );
+    renderCallControl(await api("GET", `/api/v1/threads/${encodeURIComponent(threadId)}/call-eligibility`));
   } catch {
     // Keep the icon as drawn; the server checks again when it is pressed.
-  }
-}
-
-function wireCallControl() {
-  const start = document.getElementById("start-call");
-  start?.addEventListener("click", openNotice);
-  const disabled = document.querySelector(".video-call-disabled");
-  if (disabled) {
-    const button = disabled.querySelector("button");
-    // Touch screens have no hover: a tap shows the reasons; Escape hides them (WCAG 1.4.13).
-    button.addEventListener("click", () => disabled.classList.toggle("open"));
-    disabled.addEventListener("keydown", (event) => {
-      if (event.key === "Escape") disabled.classList.add("dismissed");
-    });
-    const reset = () => disabled.classList.remove("dismissed", "open");
-    disabled.addEventListener("mouseleave", reset);
-    button.addEventListener("blur", reset);
   }
 }
 
@@ -295,6 +291,7 @@ async function startCall() {
     me,
     peer: other,
     stream: media.stream,
+    ringTimeoutS: started.ring_timeout_s,
     closeLabel: "Back to the conversation",
     onClose: () => {
       session = null;
@@ -303,26 +300,42 @@ async function startCall() {
       document.querySelector("#call-control button")?.focus();
     },
   });
-  await session.start("ringing", { mediaWarning: media.warning });
+  const starting_ = session.start("ringing", { mediaWarning: media.warning });
+  // An offline buyer gets a join link in the thread instead of a ring: say so.
+  await refreshMessages();
+  const invite = latest.messages.find((m) => m.call?.id === started.call_id && m.call.kind === "invite");
+  if (invite) session?.showOffline();
+  await starting_;
 }
 
 // Any call of ours changing state (ours or the other tab's): the thread may have a new
-// system message (missed call, call ended) and the icon may have changed.
+// note (missed call, call ended), the list a new preview, and the icon may have changed.
 socket.on("call_state", (message) => {
-  if (message.state === "ended") refreshMessages();
-  if (me.role === "seller") refreshEligibility();
+  if (message.state === "ended") {
+    refreshMessages();
+    threadList?.refresh();
+  }
+  refreshEligibility();
 });
 
 socket.on("close", (info) => {
   if (info.final) document.getElementById("call-error").textContent = info.reason;
 });
 
-wireCallControl();
-trackPresence(socket, [threadId]);
+renderCallControl(JSON.parse(document.getElementById("eligibility-data").textContent));
+trackPresence(socket, [...new Set([threadId, ...(threadList?.threads().map((t) => t.id) ?? [])])]);
 if (me.role === "buyer") {
-  const subjects = new Map(
-    [...document.querySelectorAll(".thread-item")].map((i) => [i.dataset.threadId, i.dataset.threadSubject]),
-  );
+  const subjects = new Map((threadList?.threads() ?? []).map((t) => [t.id, t.subject]));
   subjects.set(threadId, view.dataset.threadSubject);
-  installRinging(socket, { subjectOf: (id) => subjects.get(id) ?? "" });
+  installRinging(socket, {
+    subjectOf: (id) => subjects.get(id) ?? "",
+    onCallClosed: (id) => {
+      if (id === threadId) {
+        refreshMessages();
+        composerText?.focus();
+      } else {
+        window.location.assign(`/inbox/threads/${encodeURIComponent(id)}`);
+      }
+    },
+  });
 }
