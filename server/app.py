@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from server import health, pages
+from server import health, join_page, pages
 from server.api import calls as calls_api
 from server.api import inbox, integration, review
 from server.api.openapi import Handler, install_openapi
@@ -22,7 +22,6 @@ from server.appkeys import (
     RETENTION_JOB,
     SETTINGS,
 )
-from server.calls import join_page
 from server.db.migrate import upgrade_to_head_async
 from server.db.session import make_engine, make_session_factory
 from server.eligibility_watch import EligibilityWatch

@@ -19,11 +19,10 @@ from recorder.retention import (
     ReviewVerdict,
     retention_decision,
 )
-from server.api.schemas import VIOLATION_VERDICTS
 from server.audit import audit
 from server.clock import utcnow
 from server.db.models import Call, Recording, Review
-from server.policy import effective_policy
+from server.policy import VIOLATION_VERDICTS, effective_policy
 from server.recording_service import (
     DELETABLE_STATES,
     RecordingStore,

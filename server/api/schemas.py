@@ -7,6 +7,13 @@ from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
 
+from server import policy
+
+# Review policy lives outside the HTTP layer (the retention job and the call code use it);
+# named here too because the API's bodies are built from it.
+VIOLATION_VERDICTS = policy.VIOLATION_VERDICTS
+PolicySettings = policy.PolicySettings
+
 
 def _iso_8601_text(value: object) -> object:
     # JSON carries timestamps as ISO-8601 text; a bare number is a mistake, not epoch seconds.
@@ -168,7 +175,6 @@ class Health(BaseModel):
 # ---- compliance review ----
 
 Verdict = Literal["clean", "off_platform_contact", "abusive", "other"]
-VIOLATION_VERDICTS: frozenset[str] = frozenset({"off_platform_contact", "abusive"})
 
 
 class QueueItem(BaseModel):
@@ -304,12 +310,6 @@ class ReasonIn(StrictBody):
 
 class AuditList(BaseModel):
     entries: list[AuditOut]
-
-
-class PolicySettings(BaseModel):
-    review_sample_rate: float
-    retention_days: int
-    reviewed_clean_retention_days: int
 
 
 class PolicySettingsIn(StrictBody):
