@@ -93,6 +93,13 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("alembic").setLevel(logging.WARNING)
     settings = Settings()
     if args.command == "serve":
+        from signaling import aiortc_patches
+
+        try:
+            aiortc_patches.require_checked_versions()
+        except aiortc_patches.UnsupportedMediaStackError as exc:
+            print(f"inboxcall: refusing to start: {exc}", file=sys.stderr)
+            return 2
         if args.demo:
             settings = settings.model_copy(update={"demo": True})
         _serve(settings)
