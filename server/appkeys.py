@@ -28,6 +28,12 @@ RECORDING_STORAGE: web.AppKey[RecordingStore] = web.AppKey("recording_storage")
 RECORDINGS: web.AppKey[RecordingService] = web.AppKey("recordings")
 RETENTION_JOB: web.AppKey[RetentionJob] = web.AppKey("retention_job")
 
+if TYPE_CHECKING:
+    from server.webhooks.sender import WebhookSender
+
+# Set only when INBOXCALL_WEBHOOK_URL is.
+WEBHOOK_SENDER: web.AppKey[WebhookSender] = web.AppKey("webhook_sender")
+
 # --- calls and the call WebSocket (server/calls, server/ws) ---
 
 if TYPE_CHECKING:

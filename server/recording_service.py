@@ -28,6 +28,7 @@ from server.clock import utcnow
 from server.db.models import Call, Recording
 from server.policy import effective_policy
 from server.settings import Settings
+from server.webhooks import events as webhook_events
 
 log = logging.getLogger(__name__)
 
@@ -165,6 +166,7 @@ class RecordingService:
             if call is None:
                 log.error("call %s: recordings finalised for an unknown call", call_id)
                 return
+            announce: list[Recording] = []
             for result, key in stored:
                 row = (
                     await session.scalars(
@@ -177,6 +179,10 @@ class RecordingService:
                 if row is None:
                     row = Recording(call_id=call_id, participant_id=result.participant_id)
                     session.add(row)
+                if row.sha256 != result.sha256:
+                    # New bytes: a file stored again after a crash (same checksum) is
+                    # not announced twice.
+                    announce.append(row)
                 row.storage_key = key
                 row.state = "interrupted" if result.interrupted else "finalised"
                 row.mime_type = result.mime_type
@@ -194,7 +200,9 @@ class RecordingService:
                 call.recording_started_at = datetime.fromtimestamp(min(starts), UTC)
             if any(result.interrupted for result, _ in stored):
                 call.interrupted = True
-            await session.flush()
+            await session.flush()  # recording ids exist from here
+            for row in announce:
+                webhook_events.recording_stored(session, row)
             await apply_review_decision(session, call, self._settings)
         await asyncio.to_thread(_remove_stored, self._staging / call_id, [r for r, _ in stored])
         log.info("call %s: %d of %d recording(s) stored", call_id, len(stored), len(results))

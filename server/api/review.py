@@ -62,6 +62,7 @@ from server.errors import ApiError, error_response, not_found
 from server.policy import effective_policy
 from server.recording_service import DELETABLE_STATES, delete_bytes, tombstone_recording
 from server.serialize import user_out
+from server.webhooks import events as webhook_events
 from signaling.contact_details import find_contact_details
 
 CallId = Annotated[str, Field(min_length=1, max_length=64)]
@@ -516,6 +517,14 @@ async def submit_verdict(
             target_id=call_id,
             verdict=body.verdict,
             subject_user_id=body.subject_user_id if violation else None,
+        )
+        webhook_events.review_verdict(
+            session,
+            call_id=call_id,
+            verdict=body.verdict,
+            reviewer_id=user.id,
+            subject_user_id=body.subject_user_id,
+            violation=violation,
         )
         state = _review_state(review, now)
     if violation and body.subject_user_id is not None:
