@@ -86,6 +86,7 @@ class WebhookSender:
         self._http: aiohttp.ClientSession | None = None
         self._task: asyncio.Task[None] | None = None
         self._last_prune: datetime | None = None
+        self._stopping = False
 
     def start(self) -> None:
         if self._task is None:
@@ -100,8 +101,14 @@ class WebhookSender:
         self._wake.set()
 
     async def aclose(self) -> None:
+        """Let the round in flight finish (its outcomes written, so a clean restart does
+        not post them again), then stop; a round stuck past its lease is cancelled."""
         task, self._task = self._task, None
         if task is not None:
+            self._stopping = True
+            self._wake.set()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(task), self._lease.total_seconds())
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
@@ -110,7 +117,7 @@ class WebhookSender:
             await http.close()
 
     async def _run_forever(self) -> None:
-        while True:
+        while not self._stopping:
             claimed = 0
             try:
                 claimed = await self.run_once()
@@ -119,7 +126,7 @@ class WebhookSender:
                 raise
             except Exception:
                 log.exception("webhook sender round failed; retrying in %.1f s", self._poll)
-            if claimed < BATCH_SIZE:  # a full batch means more may be due right away
+            if claimed < BATCH_SIZE and not self._stopping:  # a full batch: more may be due
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(self._poll):
                         await self._wake.wait()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
@@ -11,6 +12,7 @@ from signaling import aiortc_patches
 from tests.support.encoded_media import EncodedClip, encoded_clip
 from tests.support.rtc_client import CallHarness, SignedIn
 from tests.support.service import Host
+from tests.support.service_process import ServiceProcess
 
 
 @pytest.fixture(scope="session")
@@ -39,3 +41,13 @@ async def calls(
         yield harness
     finally:
         await harness.close()
+
+
+@pytest.fixture
+async def services() -> AsyncIterator[list[ServiceProcess]]:
+    """``inboxcall serve`` processes a test started: all killed at its end, whatever happened."""
+    started: list[ServiceProcess] = []
+    yield started
+    for service in started:
+        if service.process is not None and service.process.returncode is None:
+            await service.kill(signal.SIGKILL)

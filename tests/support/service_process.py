@@ -1,0 +1,83 @@
+"""``inboxcall serve`` in a child process on loopback, as an operator runs it: started,
+killed (SIGKILL or SIGTERM) and started again on the same data directory."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+
+import aiohttp
+
+from tests.support.service import AUTH, INTEGRATION_KEY
+from tests.support.ws_client import WsClient
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class ServiceProcess:
+    def __init__(self, data_dir: Path, port: int, env: Mapping[str, str] | None = None) -> None:
+        self.data_dir = data_dir
+        self.port = port
+        self.base = f"http://127.0.0.1:{port}"
+        self.extra_env = dict(env or {})
+        self.process: asyncio.subprocess.Process | None = None
+
+    async def start(self) -> None:
+        env = {
+            **os.environ,
+            "INBOXCALL_HOST": "127.0.0.1",
+            "INBOXCALL_PORT": str(self.port),
+            "INBOXCALL_DATA_DIR": str(self.data_dir),
+            "INBOXCALL_SECRET_KEY": "crash-test-secret-" + "k" * 16,
+            "INBOXCALL_INTEGRATION_API_KEY": INTEGRATION_KEY,
+            **self.extra_env,
+        }
+        self.process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "server.cli", "serve",
+            cwd=REPO, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        )  # fmt: skip
+        assert self.process.stdout is not None
+        async with asyncio.timeout(60):
+            while True:
+                line = await self.process.stdout.readline()
+                assert line, "the service exited before it started serving"
+                if b"is serving on" in line:
+                    break
+        self._drain = asyncio.create_task(self._drain_output())
+
+    async def _drain_output(self) -> None:
+        assert self.process is not None and self.process.stdout is not None
+        while await self.process.stdout.readline():
+            pass
+
+    async def kill(self, sig: int) -> None:
+        assert self.process is not None
+        if self.process.returncode is None:
+            self.process.send_signal(sig)
+        async with asyncio.timeout(30):
+            await self.process.wait()
+        await self._drain
+
+
+async def sign_in(session: aiohttp.ClientSession, base: str, user_id: str) -> None:
+    resp = await session.post(
+        f"{base}/api/v1/integration/users/{user_id}/login-token", headers=AUTH
+    )
+    login_url = (await resp.json())["login_url"]
+    assert (await session.get(login_url, allow_redirects=False)).status == 302
+
+
+async def open_socket(session: aiohttp.ClientSession, base: str) -> WsClient:
+    ws = WsClient(await session.ws_connect(f"{base}/api/v1/ws", headers={"Origin": base}))
+    ws.hello = await ws.wait_for("hello")
+    return ws
