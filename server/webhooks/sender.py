@@ -87,6 +87,7 @@ class WebhookSender:
         self._task: asyncio.Task[None] | None = None
         self._last_prune: datetime | None = None
         self._stopping = False
+        self._attempts_made = 0
 
     def start(self) -> None:
         if self._task is None:
@@ -172,8 +173,14 @@ class WebhookSender:
                 )
         return claimed
 
+    @property
+    def attempts_made(self) -> int:
+        """POSTs this sender made since it started (every outcome)."""
+        return self._attempts_made
+
     async def _attempt(self, event: ClaimedEvent) -> None:
         result = await self._post(event)
+        self._attempts_made += 1
         now = utcnow()
         attempts = event.attempts + 1
         decision = after_attempt(

@@ -56,10 +56,13 @@ class WebhookReceiver:
         self.deliveries: list[Delivery] = []
         self.script: deque[int] = deque()
         self.default_status = 200
+        self.latency = 0.0  # seconds the host takes to answer
         self._changed = asyncio.Condition()
 
     async def handle(self, request: web.Request) -> web.Response:
         body = await request.read()
+        if self.latency:
+            await asyncio.sleep(self.latency)
         status = self.script.popleft() if self.script else self.default_status
         delivery = Delivery(
             body=body,
