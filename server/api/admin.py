@@ -16,6 +16,7 @@ Every change is audited with its reason in the change's transaction.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Annotated, Literal
 
@@ -112,8 +113,18 @@ def _restriction_out(facts: RestrictionFacts) -> RestrictionOut:
     )
 
 
-def _conflict(exc: RestrictionError) -> ApiError:
-    return ApiError(409, exc.code, exc.message)
+async def _admin_change(
+    request: web.Request, change: Callable[[AsyncSession, User], Awaitable[BaseModel]]
+) -> web.Response:
+    """An admin's change in one transaction (its audit row included); a change that does
+    not apply answers 409 with the domain's code."""
+    async with request.app[DB]() as session, session.begin():
+        admin = await _admin(request, session)
+        try:
+            out = await change(session, admin)
+        except RestrictionError as exc:
+            raise ApiError(409, exc.code, exc.message) from None
+    return web.json_response(out.model_dump(mode="json"))
 
 
 @api_handler
@@ -151,19 +162,17 @@ async def post_lift_restriction(
 
     Tags: admin
     """
-    async with request.app[DB]() as session, session.begin():
-        admin = await _admin(request, session)
+
+    async def lift(session: AsyncSession, admin: User) -> BaseModel:
         user = await session.get(User, user_id, with_for_update=True)
         if user is None:
             raise not_found("user")
-        try:
-            facts = await lift_restriction(
-                session, user, actor_id=admin.id, reason=body.reason, now=utcnow()
-            )
-        except RestrictionError as exc:
-            raise _conflict(exc) from None
-        out = _restriction_out(facts)
-    return web.json_response(out.model_dump(mode="json"))
+        facts = await lift_restriction(
+            session, user, actor_id=admin.id, reason=body.reason, now=utcnow()
+        )
+        return _restriction_out(facts)
+
+    return await _admin_change(request, lift)
 
 
 @api_handler
@@ -181,19 +190,17 @@ async def post_release_hold(
 
     Tags: admin
     """
-    async with request.app[DB]() as session, session.begin():
-        admin = await _admin(request, session)
+
+    async def release(session: AsyncSession, admin: User) -> BaseModel:
         violation = await session.get(Violation, violation_id, with_for_update=True)
         if violation is None:
             raise not_found("violation")
-        try:
-            facts = await release_violation_hold(
-                session, violation, actor_id=admin.id, reason=body.reason, now=utcnow()
-            )
-        except RestrictionError as exc:
-            raise _conflict(exc) from None
-        out = _violation_out(facts)
-    return web.json_response(out.model_dump(mode="json"))
+        facts = await release_violation_hold(
+            session, violation, actor_id=admin.id, reason=body.reason, now=utcnow()
+        )
+        return _violation_out(facts)
+
+    return await _admin_change(request, release)
 
 
 def _event_out(row: WebhookEvent) -> WebhookEventOut:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import signal
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 from pathlib import Path
 
 import aiohttp
@@ -18,8 +17,13 @@ from sqlalchemy import select
 
 from server.db.models import WebhookEvent
 from server.db.session import make_engine, make_session_factory
-from tests.support.service import AUTH
-from tests.support.service_process import ServiceProcess, free_port, open_socket, sign_in
+from tests.support.service_process import (
+    ServiceProcess,
+    free_port,
+    open_socket,
+    push_eligible_pair,
+    sign_in,
+)
 from tests.support.webhook_receiver import SECRET, WebhookReceiver, running_receiver
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -58,25 +62,7 @@ async def declined_call(base: str) -> str:
         aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as seller_http,
         aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as buyer_http,
     ):
-        for user_id, body in (
-            ("s1", {"role": "seller", "display_name": "S", "business_program": "member"}),
-            ("b1", {"role": "buyer", "display_name": "B", "vid": True}),
-        ):
-            resp = await host.put(
-                f"{base}/api/v1/integration/users/{user_id}", json=body, headers=AUTH
-            )
-            assert resp.status == 201, await resp.text()
-        resp = await host.put(
-            f"{base}/api/v1/integration/threads/t1",
-            json={
-                "seller_id": "s1",
-                "buyer_id": "b1",
-                "initiated_by": "buyer",
-                "last_buyer_activity_at": datetime.now(UTC).isoformat(),
-            },
-            headers=AUTH,
-        )
-        assert resp.status == 201, await resp.text()
+        await push_eligible_pair(host, base)
         await sign_in(seller_http, base, "s1")
         await sign_in(buyer_http, base, "b1")
         seller = await open_socket(seller_http, base)

@@ -27,16 +27,6 @@ EVENTS = 5 * BATCH_SIZE
 
 
 @pytest.fixture
-async def postgres() -> AsyncIterator[PostgresServer]:
-    server = PostgresServer()
-    try:
-        await server.start()
-        yield server
-    finally:
-        await server.stop()
-
-
-@pytest.fixture
 async def receiver() -> AsyncIterator[WebhookReceiver]:
     async with running_receiver() as r:
         yield r
