@@ -9,6 +9,7 @@ import signal
 import sys
 
 from aiohttp import web
+from pydantic import ValidationError
 
 from server.settings import Settings
 
@@ -91,7 +92,15 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     # Migrations run at every start; their step-by-step INFO lines are noise there.
     logging.getLogger("alembic").setLevel(logging.WARNING)
-    settings = Settings()
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        # One line per bad setting, named as the operator spells it, instead of a traceback.
+        for error in exc.errors():
+            name = "INBOXCALL_" + "_".join(str(part) for part in error["loc"]).upper()
+            where = f"{name}: " if error["loc"] else ""
+            print(f"inboxcall: bad setting: {where}{error['msg']}", file=sys.stderr)
+        return 2
     if args.command == "serve":
         from signaling import aiortc_patches
 

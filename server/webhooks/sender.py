@@ -256,14 +256,17 @@ class WebhookSender:
             log.error("webhook %s (%s): failed: %s", event.id, event.type, decision.reason)
 
     async def _prune_now_and_then(self) -> None:
-        """Delivered events go after a week, failed ones after 30 days: the table stays
-        bounded when the host is gone for good."""
         now = utcnow()
         if self._last_prune is not None and now - self._last_prune < PRUNE_EVERY:
             return
         self._last_prune = now
+        await self.prune(now)
+
+    async def prune(self, now: datetime) -> int:
+        """Delivered events go after a week, failed ones 30 days after their last attempt:
+        the table stays bounded when the host is gone for good. Answers how many went."""
         async with self._db() as session, session.begin():
-            await session.execute(
+            result = await session.execute(
                 delete(WebhookEvent).where(
                     or_(
                         (WebhookEvent.state == DELIVERED)
@@ -273,3 +276,4 @@ class WebhookSender:
                     )
                 )
             )
+        return int(result.rowcount)  # type: ignore[attr-defined]
