@@ -18,11 +18,14 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 from sqlalchemy import select, update
 
-from server.appkeys import DB, WEBHOOK_SENDER
+from server.appkeys import DB
 from server.clock import utcnow
+from server.db.migrate import upgrade_to_head_async
 from server.db.models import Recording, WebhookEvent
+from server.db.session import make_engine, make_session_factory
 from server.settings import Settings
-from server.webhooks.outbox import emit
+from server.webhooks.outbox import emit, enable_webhooks
+from server.webhooks.sender import WebhookSender
 from tests.support.review_data import seed_reviewable_call
 from tests.support.rtc_client import CallHarness, Participant
 from tests.support.service import Host, make_settings
@@ -403,10 +406,13 @@ async def test_an_event_out_of_retries_is_listed_and_redriven_by_an_operator(
     assert json.loads(same[0].body)["id"] == event_id
 
 
-async def test_old_delivered_and_failed_events_are_pruned(
-    app: web.Application, server: Any, receiver: WebhookReceiver
-) -> None:
-    # `server` starts the app: the sender runs, as in the service.
+async def test_old_delivered_and_failed_events_are_pruned(settings: Settings) -> None:
+    # A sender that is not started: its own hourly prune cannot race this one.
+    settings.data_dir.mkdir(parents=True)
+    await upgrade_to_head_async(settings.resolved_database_url)
+    engine = make_engine(settings.resolved_database_url)
+    db = make_session_factory(engine)
+    enable_webhooks(db)
     now = utcnow()
     ages = {
         "delivered-8d": ("delivered", timedelta(days=8)),
@@ -415,17 +421,18 @@ async def test_old_delivered_and_failed_events_are_pruned(
         "failed-29d": ("failed", timedelta(days=29)),
         "pending-40d": ("pending", timedelta(days=40)),
     }
-    async with app[DB]() as session, session.begin():
-        for name, (state, age) in ages.items():
-            row = emit(session, "call.ended", {"call_id": name}, now=now - age)
-            assert row is not None
-            row.id = name
-            row.state = state
-            # Pending ones are due later, so the running sender leaves them alone here.
-            row.next_attempt_at = now + timedelta(hours=1)
-            row.last_attempt_at = now - age
-            row.delivered_at = now - age if state == "delivered" else None
-    assert await app[WEBHOOK_SENDER].prune(now) == 2
-    async with app[DB]() as session:
-        left = set((await session.scalars(select(WebhookEvent.id))).all())
+    try:
+        async with db() as session, session.begin():
+            for name, (state, age) in ages.items():
+                row = emit(session, "call.ended", {"call_id": name}, now=now - age)
+                assert row is not None
+                row.id = name
+                row.state = state
+                row.last_attempt_at = now - age
+                row.delivered_at = now - age if state == "delivered" else None
+        assert await WebhookSender(settings, db).prune(now) == 2
+        async with db() as session:
+            left = set((await session.scalars(select(WebhookEvent.id))).all())
+    finally:
+        await engine.dispose()
     assert left == {"delivered-6d", "failed-29d", "pending-40d"}
