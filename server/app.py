@@ -15,6 +15,7 @@ from server.appkeys import (
     CALL_ENDED_HOOKS,
     DB,
     ELIGIBILITY_WATCH,
+    MEDIA_HOST,
     READINESS_CHECKS,
     RECORDING_SINK_FACTORY,
     RECORDING_STORAGE,
@@ -27,6 +28,14 @@ from server.db.migrate import upgrade_to_head_async
 from server.db.session import make_engine, make_session_factory
 from server.eligibility_watch import EligibilityWatch
 from server.errors import json_error_middleware
+from server.media.call_media import MediaHost
+from server.media.local_host import (
+    LocalMediaHost,
+    SinkFactory,
+    StagingRecorders,
+    sink_factory_from,
+)
+from server.media.worker_pool import MediaWorkerPool
 from server.recording_service import RecordingService, check_store, make_store
 from server.retention_job import RetentionJob
 from server.settings import Settings
@@ -86,11 +95,43 @@ async def webhooks_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def media_ctx(app: web.Application) -> AsyncIterator[None]:
-    """ICE gathers host candidates only on the configured addresses (loopback by default)."""
-    addresses = app[SETTINGS].ice_host_address_list
-    aiortc_patches.limit_ice_host_addresses(addresses or None)
-    yield
-    aiortc_patches.limit_ice_host_addresses(None)
+    """Where calls' media runs: the node's media worker processes, or (``media_workers``
+    0) this process. ICE gathers host candidates only on the configured addresses."""
+    settings = app[SETTINGS]
+    addresses = settings.ice_host_address_list or None
+    host: MediaHost
+    if settings.resolved_media_workers == 0:
+        aiortc_patches.limit_ice_host_addresses(addresses)
+        aiortc_patches.set_udp_receive_buffer(settings.media_udp_receive_buffer_bytes)
+        staging = StagingRecorders(settings.recording_staging_dir)
+
+        def sink_factory() -> SinkFactory:
+            seam = app.get(RECORDING_SINK_FACTORY)
+            return staging if seam is None else sink_factory_from(seam)
+
+        host = LocalMediaHost(sink_factory)
+    else:
+        pool = MediaWorkerPool(
+            settings.resolved_media_workers,
+            staging=settings.recording_staging_dir,
+            ice_host_addresses=addresses,
+            udp_receive_buffer_bytes=settings.media_udp_receive_buffer_bytes,
+        )
+        await pool.start()
+        host = pool
+    app[MEDIA_HOST] = host
+    app[READINESS_CHECKS]["media"] = lambda: _check_media(host)
+    try:
+        yield
+    finally:
+        await host.aclose()
+        if settings.resolved_media_workers == 0:
+            aiortc_patches.limit_ice_host_addresses(None)
+
+
+async def _check_media(host: MediaHost) -> None:
+    if not host.ready:
+        raise RuntimeError("no media worker is running")
 
 
 async def recordings_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -105,11 +146,9 @@ async def recordings_ctx(app: web.Application) -> AsyncIterator[None]:
     app[READINESS_CHECKS]["recording_storage"] = lambda: check_store(store)
     service = RecordingService(settings, app[DB], store)
     app[RECORDINGS] = service
-    # The recording seam of the call service: every call's frames go to its recorder, and
-    # once a call ended its recordings are finalised, stored and the review sample drawn.
-    # A factory already set (tests substituting a spy) is left alone.
+    # Once a call ended, its media host finished its recordings: store them and draw the
+    # review sample. A test that substitutes a recording spy replaces this hook.
     if RECORDING_SINK_FACTORY not in app:
-        app[RECORDING_SINK_FACTORY] = service.sink_for
         app[CALL_ENDED_HOOKS].append(service.call_ended)
     recovered = await service.recover_interrupted()
     if recovered:
@@ -119,7 +158,6 @@ async def recordings_ctx(app: web.Application) -> AsyncIterator[None]:
     job.start()
     yield
     await job.aclose()
-    await service.aclose()
 
 
 def create_app(settings: Settings) -> web.Application:

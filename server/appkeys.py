@@ -46,8 +46,15 @@ CALLS: web.AppKey[CallService] = web.AppKey("calls")
 WS_PRESENCE: web.AppKey[PresenceRegistry] = web.AppKey("ws_presence")
 WS_DISPATCHER: web.AppKey[Dispatcher] = web.AppKey("ws_dispatcher")
 
-# The recording seam. Optional: ``factory(call_id)`` answers the call's frame sink (an
-# ``EncodedFrameSink`` with ``async aclose()``), sync or async, or None; read at each call's
-# start. Hooks ``hook(call_id)`` run after a call ended and its bridge and sink closed.
+if TYPE_CHECKING:
+    from server.media.call_media import MediaHost
+
+# Where calls' media runs (server.media): the node's media workers, or this process.
+MEDIA_HOST: web.AppKey[MediaHost] = web.AppKey("media_host")
+
+# The recording seam (in-process media only, for tests). Optional: ``factory(call_id)``
+# answers the call's frame sink (an ``EncodedFrameSink`` with ``async aclose()``), sync or
+# async, or None; read when each call becomes active. Hooks ``hook(call_id, recordings)``
+# run after a call ended and its media closed.
 RECORDING_SINK_FACTORY: web.AppKey[Callable[[str], object]] = web.AppKey("recording_sink_factory")
 CALL_ENDED_HOOKS: web.AppKey[list[CallEndedHook]] = web.AppKey("call_ended_hooks")

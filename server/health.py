@@ -7,8 +7,8 @@ from aiohttp_pydantic.oas.typing import r200, r503
 from sqlalchemy import text
 
 from server.api.openapi import api_handler
-from server.api.schemas import Health
-from server.appkeys import DB, READINESS_CHECKS
+from server.api.schemas import Health, MediaStatus
+from server.appkeys import DB, MEDIA_HOST, READINESS_CHECKS
 
 
 @api_handler
@@ -22,7 +22,7 @@ async def healthz(request: web.Request) -> r200[Health]:
 
 @api_handler
 async def readyz(request: web.Request) -> r200[Health] | r503[Health]:
-    """The database and the recording storage are reachable.
+    """The database and the recording storage are reachable, and a media worker runs.
 
     Tags: operations
     """
@@ -40,7 +40,9 @@ async def readyz(request: web.Request) -> r200[Health] | r503[Health]:
         except Exception as exc:
             checks[name] = f"error: {type(exc).__name__}"
     ready = all(v == "ok" for v in checks.values())
-    body = Health(status="ok" if ready else "unavailable", checks=checks)
+    host = request.app.get(MEDIA_HOST)
+    media = MediaStatus.model_validate(host.status()) if host is not None else MediaStatus()
+    body = Health(status="ok" if ready else "unavailable", checks=checks, media=media)
     return web.json_response(body.model_dump(), status=200 if ready else 503)
 
 

@@ -1,7 +1,7 @@
-"""Recording every call: a ``CallRecorder`` per call as the bridge's frame sink, then, at
-call end, finalise, store (checksum verified), write a row per participant and draw the
-review sample. At start-up, recordings of calls that were live when the process died are
-finalised from disk and marked interrupted.
+"""Storing every call's recordings: the call's media host (``server.media``) records it
+and finalises the files at call end; this service stores them (checksum verified), writes
+a row per participant and draws the review sample. At start-up, recordings of calls that
+were live when the process died are finalised from disk and marked interrupted.
 
 Everything heavy (remuxing, hashing, uploads) runs in the recorder's threads or
 ``asyncio.to_thread``; the loop only awaits.
@@ -14,13 +14,14 @@ import contextlib
 import hashlib
 import hmac
 import logging
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from recorder import CallRecorder, FinalisedRecording, recover_recording
+from recorder import FinalisedRecording, recover_recording
 from recorder.finalise import MANIFEST_SUFFIX
 from recorder.sampling import ReviewSampler, RiskSignals
 from recorder.storage import LocalDirectoryStorage, RecordingStorage, S3Storage
@@ -115,34 +116,12 @@ class RecordingService:
         self._settings = settings
         self._db = db
         self._store = store
-        self._staging = (settings.data_dir / "recording-staging").resolve()
-        self._recorders: dict[str, CallRecorder] = {}
-        self._finishing: dict[str, asyncio.Task[None]] = {}
+        self._staging = settings.recording_staging_dir
 
-    def sink_for(self, call_id: str) -> CallRecorder:
-        """The bridge's frame sink for this call (one recorder per call)."""
-        recorder = self._recorders.get(call_id)
-        if recorder is None:
-            directory = self._staging / call_id
-            directory.mkdir(parents=True, exist_ok=True)
-            recorder = CallRecorder(call_id, directory)
-            self._recorders[call_id] = recorder
-        return recorder
-
-    def live_recorder(self, call_id: str) -> CallRecorder | None:
-        return self._recorders.get(call_id)
-
-    async def call_ended(self, call_id: str) -> None:
-        """Finalise and store the call's recordings, then decide on review."""
-        recorder = self._recorders.pop(call_id, None)
-        results: list[FinalisedRecording] = []
-        if recorder is not None:
-            try:
-                results = await recorder.aclose()
-            except Exception:
-                # What is on disk stays in staging; the next start-up recovers it.
-                log.exception("call %s: finalising the recordings failed", call_id)
-        await self._store_results(call_id, results)
+    async def call_ended(self, call_id: str, recordings: Sequence[FinalisedRecording]) -> None:
+        """Store the call's finished recordings (made by its media host), then decide on
+        review."""
+        await self._store_results(call_id, list(recordings))
 
     async def _store_results(self, call_id: str, results: list[FinalisedRecording]) -> None:
         """Store what can be stored, write its rows, and always write the review decision.
@@ -227,14 +206,6 @@ class RecordingService:
         for call_id, results in by_call.items():
             await self._store_results(call_id, results)
         return sorted(by_call)
-
-    async def aclose(self) -> None:
-        """Finalise every call still recording (the call service ends them first)."""
-        for call_id in list(self._recorders):
-            try:
-                await self.call_ended(call_id)
-            except Exception:
-                log.exception("call %s: finalising the recording failed at shutdown", call_id)
 
 
 def _remove_stored(directory: Path, stored: list[FinalisedRecording]) -> None:

@@ -5,6 +5,7 @@ Every setting is documented in README.md; keep the two in step.
 
 from __future__ import annotations
 
+import os
 import secrets
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -30,6 +31,12 @@ class Settings(BaseSettings):
     # every interface. Loopback by default, like INBOXCALL_HOST.
     ice_host_addresses: str = "127.0.0.1"
     demo: bool = False
+
+    # Media worker processes of this node; unset: one per CPU. 0 carries media in the
+    # serving process itself: for tests that look inside the bridge, and for debugging.
+    media_workers: int | None = Field(default=None, ge=0, le=256)
+    # SO_RCVBUF asked for every media socket (the kernel caps it at net.core.rmem_max).
+    media_udp_receive_buffer_bytes: int = Field(default=2 * 1024 * 1024, ge=65536)
 
     eligibility_activity_window_days: int = Field(default=14, ge=1, le=3650)
     call_attempt_limit: int = Field(default=5, ge=1, le=1000)
@@ -100,6 +107,16 @@ class Settings(BaseSettings):
                 return "sqlite+aiosqlite:///" + url[len("sqlite:///") :]
             return url
         return f"sqlite+aiosqlite:///{(self.data_dir / 'inboxcall.sqlite3').resolve()}"
+
+    @property
+    def resolved_media_workers(self) -> int:
+        if self.media_workers is not None:
+            return self.media_workers
+        return max(1, os.cpu_count() or 1)
+
+    @property
+    def recording_staging_dir(self) -> Path:
+        return (self.data_dir / "recording-staging").resolve()
 
     @property
     def ice_host_address_list(self) -> list[str]:

@@ -29,6 +29,7 @@ input                  phases                          who
 ``ChatPosted``         connecting, active              a participant in the call
 ``Reported``           any, also ended                 either participant, joined or not
 ``EligibilityLost``    ringing, connecting, active     (the server)
+``MediaUnavailable``   ringing, connecting, active     (the server)
 ``ServerShutdown``     ringing, connecting, active     (the server)
 ``DeadlinesDue``       any; a no-op if nothing is due  (the owner's timer)
 =====================  ==============================  ====================================
@@ -87,6 +88,10 @@ class FailureDetail(StrEnum):
     """Lost for longer than the reconnect grace period."""
     CONNECT_TIMEOUT = "connect_timeout"
     """Accepted, but both legs' media were not connected within the connect timeout."""
+    MEDIA_WORKER_LOST = "media_worker_lost"
+    """The media worker process carrying the call's media died."""
+    RECORDING_FAILED = "recording_failed"
+    """The call could not be recorded; an unrecorded call does not go on."""
 
 
 class Role(StrEnum):
@@ -417,6 +422,14 @@ class EligibilityLost:
 
 
 @dataclass(frozen=True, slots=True)
+class MediaUnavailable:
+    """The call's media service failed for both people at once (its worker died, or its
+    recording could not go on): the call ends ``failed`` with ``detail``."""
+
+    detail: FailureDetail
+
+
+@dataclass(frozen=True, slots=True)
 class ServerShutdown:
     pass
 
@@ -439,6 +452,7 @@ CallInput = (
     | ChatPosted
     | Reported
     | EligibilityLost
+    | MediaUnavailable
     | ServerShutdown
     | DeadlinesDue
 )
@@ -483,7 +497,7 @@ def start_call(
 def advance(state: CallState, event: CallInput, now: datetime) -> CallTransition:
     """Apply one input at ``now``; raises ``CallStateError`` subclasses for illegal ones."""
     _require_aware(now)
-    if not isinstance(event, EligibilityLost | ServerShutdown | DeadlinesDue):
+    if not isinstance(event, EligibilityLost | MediaUnavailable | ServerShutdown | DeadlinesDue):
         # Strangers learn nothing about the call, not even its phase.
         state.participant(event.user_id)
     match event:
@@ -534,6 +548,9 @@ def advance(state: CallState, event: CallInput, now: datetime) -> CallTransition
             if not reason:
                 raise ValueError("an eligibility reason code is required")
             return _end(state, now, EndReason.INELIGIBLE, detail=reason)
+        case MediaUnavailable(detail=detail):
+            _require_phase(state, "fail media in", *LIVE_PHASES)
+            return _end(state, now, EndReason.FAILED, detail=detail.value)
         case ServerShutdown():
             _require_phase(state, "shut down", *LIVE_PHASES)
             return _end(state, now, EndReason.SERVER_SHUTDOWN)

@@ -13,6 +13,7 @@ Public API (all methods run on the event loop that owns the bridge)::
     answer_sdp = await bridge.accept_offer(participant_id, offer_sdp)
     await bridge.add_remote_candidate(participant_id, "candidate:...", sdp_mid, sdp_mline_index)
     bridge.set_media_enabled(participant_id, "video", False)
+    bridge.attach_sink(recorder)  # record from now on (the call became active)
     bridge.stats()  # -> BridgeStats
     await bridge.aclose()  # idempotent
 
@@ -353,6 +354,33 @@ class CallMediaBridge:
                 logger.exception("call=%s sink failed on media state", self.call_id)
         if enabled and kind == "video":
             stream.awaiting_keyframe = True
+            participant.keyframes.request()
+
+    def attach_sink(self, sink: EncodedFrameSink) -> None:
+        """Hand every frame from now on to ``sink`` as well (recording starts when the call
+        becomes active, not when the first leg connects).
+
+        The sink first hears which cameras and microphones are already off, then both
+        participants are asked for a keyframe so that the recording opens on one.
+        """
+        self._check_open()
+        self._sink = sink
+        now = time.monotonic()
+        for participant in self._participants.values():
+            for kind in KINDS:
+                if not participant.streams[kind].enabled:
+                    try:
+                        sink.on_media_state(participant.participant_id, kind, False, now)
+                    except Exception:
+                        self._sink_errors += 1
+                        logger.exception("call=%s sink failed on media state", self.call_id)
+            participant.keyframes.request()
+
+    def request_keyframe(self, participant_id: str) -> None:
+        """Ask ``participant_id``'s browser for a keyframe (rate-limited); the recorder
+        asks after it had to drop video."""
+        participant = self._participants.get(participant_id)
+        if participant is not None and self._closing is None:
             participant.keyframes.request()
 
     def stats(self) -> BridgeStats:

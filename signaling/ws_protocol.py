@@ -70,6 +70,9 @@ class ErrorCode(StrEnum):
     CALL_NOT_LIVE = "call_not_live"
     INELIGIBLE = "ineligible"
     SDP_INVALID = "sdp_invalid"
+    UNAVAILABLE = "unavailable"
+    """The service cannot take this request now (no media capacity, the cluster bus is
+    unreachable); the same request may succeed in a moment."""
     INTERNAL_ERROR = "internal_error"
 
 

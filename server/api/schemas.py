@@ -167,9 +167,24 @@ class ViolationList(BaseModel):
     violations: list[ViolationOut]
 
 
+class MediaWorkerStatus(BaseModel):
+    index: int
+    pid: int | None
+    ready: bool
+    calls: int
+
+
+class MediaStatus(BaseModel):
+    # "workers"; "in_process" with media workers switched off; "none" where no media runs
+    mode: str = "none"
+    calls: int = 0
+    workers: list[MediaWorkerStatus] = []
+
+
 class Health(BaseModel):
     status: str
     checks: dict[str, str] = {}
+    media: MediaStatus = MediaStatus()
 
 
 # ---- compliance review ----

@@ -1,4 +1,4 @@
-"""One live call at run time: its state, media bridge, recording sink, timer and tasks.
+"""One live call at run time: its state, its media (wherever it runs), timer and tasks.
 
 The call service owns every ``LiveCall``; a ``LiveCall`` owns its tasks (the deadline
 timer, leg-state handlers) and cancels and awaits them in ``aclose``. Every input to the
@@ -17,10 +17,11 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from server.calls.seams import CallSocket, RecordingSink
+from recorder import FinalisedRecording
+from server.calls.seams import CallSocket
 from server.clock import utcnow
+from server.media.call_media import CallMedia
 from signaling.call_state import CallState
-from signaling.media_bridge import CallMediaBridge
 
 log = logging.getLogger(__name__)
 
@@ -41,14 +42,15 @@ class ParticipantLink:
 @dataclass(eq=False)
 class LiveCall:
     state: CallState
-    bridge: CallMediaBridge
-    sink: RecordingSink | None
+    media: CallMedia
     join_url: str
     incoming: BaseModel | None = None
     """The ``incoming_call`` the buyer's sockets got; a socket opened while it rings gets it too."""
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     links: dict[str, ParticipantLink] = field(default_factory=dict)
     closing: bool = False
+    recordings: list[FinalisedRecording] = field(default_factory=list)
+    """What the call's media host recorded, once ``aclose`` finished."""
     _tasks: set[asyncio.Task[Any]] = field(default_factory=set)
     _timer: asyncio.Task[Any] | None = None
     _timer_at: datetime | None = None
@@ -104,7 +106,8 @@ class LiveCall:
         await fire()
 
     async def aclose(self) -> None:
-        """Cancel and await every task, close the media bridge, then the sink. Idempotent."""
+        """Cancel and await every task, then close the media (legs and recording).
+        Idempotent."""
         if self._closed is not None:
             await asyncio.shield(self._closed)
             return
@@ -117,13 +120,8 @@ class LiveCall:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             try:
-                await self.bridge.aclose()
+                self.recordings = await self.media.aclose()
             except Exception:
-                log.exception("call=%s closing the media bridge failed", self.call_id)
-            if self.sink is not None:
-                try:
-                    await self.sink.aclose()
-                except Exception:
-                    log.exception("call=%s closing the recording sink failed", self.call_id)
+                log.exception("call=%s closing its media failed", self.call_id)
         finally:
             self._closed.set_result(None)

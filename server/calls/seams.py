@@ -2,20 +2,18 @@
 
 * ``CallSocket``: one open WebSocket of a signed-in person (``server.ws`` implements it).
 * ``Outbox``: reaches every open socket of a person (``server.ws.presence`` implements it).
-* ``RecordingSinkFactory`` and ``CallEndedHook``: the recording seam. The factory is asked
-  for a sink when a call starts (before any media can flow); the hooks run once the call
-  ended, its media bridge is closed and its sink closed. Both are looked up through
-  ``server.appkeys`` (``RECORDING_SINK_FACTORY``, ``CALL_ENDED_HOOKS``).
+* ``CallEndedHook``: runs once a call ended and its media (``server.media``) closed, with
+  the recordings its media host finished (``server.appkeys.CALL_ENDED_HOOKS``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol
 
 from pydantic import BaseModel
 
-from signaling.media_sink import EncodedFrameSink
+from recorder import FinalisedRecording
 
 
 class CallSocket(Protocol):
@@ -42,17 +40,6 @@ class Outbox(Protocol):
     def is_online(self, user_id: str) -> bool: ...
 
 
-class RecordingSink(EncodedFrameSink, Protocol):
-    """The bridge's frame sink for one call, closed by the call service at call end."""
-
-    async def aclose(self) -> object:
-        """Stop taking frames and finish writing; safe to call twice."""
-
-
-RecordingSinkFactory = Callable[[str], RecordingSink | Awaitable[RecordingSink | None] | None]
-"""``factory(call_id)``: the call's recording sink, or ``None`` to record nothing.
-
-Sync or async. If it raises, the call is not started (every call is recorded)."""
-
-CallEndedHook = Callable[[str], Awaitable[None]]
-"""``hook(call_id)``: after the call row is stored as ended, the bridge and sink closed."""
+CallEndedHook = Callable[[str, Sequence[FinalisedRecording]], Awaitable[None]]
+"""``hook(call_id, recordings)``: after the call row is stored as ended and its media closed,
+with what its media host recorded."""

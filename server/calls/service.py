@@ -13,8 +13,11 @@ Rules it keeps:
 * Every input to a call goes through ``LiveCall.lock``; nothing done under it blocks on a
   client (sending only queues).
 * Database work happens per signalling message, never per media frame.
-* A call that ends is removed at once (its claims freed); its teardown (bridge, recording
-  sink, ``on_call_ended`` hooks) runs in a task the service owns and awaits at shutdown.
+* A call that ends is removed at once (its claims freed); its teardown (its media: legs and
+  recording, then the ``on_call_ended`` hooks) runs in a task the service owns and awaits
+  at shutdown.
+* A call is recorded from the moment it becomes active; a call whose recording cannot
+  start, or whose media worker dies, ends ``failed`` (``MediaUnavailable``).
 
 Who is "lost" (reconnect grace): a participant whose call socket closed or whose media
 leg went ``disconnected``, ``closed``, or ``failed`` after having connected. A leg that
@@ -29,9 +32,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 import logging
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -43,12 +45,13 @@ from server.calls import store
 from server.calls.errors import CallError, no_such_call, no_such_thread
 from server.calls.join_links import join_path, make_join_token
 from server.calls.live_call import LiveCall
-from server.calls.seams import CallEndedHook, CallSocket, Outbox, RecordingSink
+from server.calls.seams import CallEndedHook, CallSocket, Outbox
 from server.clock import utcnow
 from server.db.models import Call, CallReport, Thread, User, new_id
 from server.db.models import CallEvent as CallEventRow
 from server.eligibility_snapshots import LIVE_CALL_STATES, decide_ongoing, decide_start
 from server.eligibility_watch import EligibilityChange
+from server.media.call_media import CallMedia, MediaHost, MediaUnavailableError
 from server.messages import CONTACT_DETAILS_FLAG, add_message, add_system_message
 from server.recording_service import apply_review_decision
 from server.settings import Settings
@@ -74,6 +77,7 @@ from signaling.call_state import (
     MediaConnected,
     MediaFailed,
     MediaStateChanged,
+    MediaUnavailable,
     NotACallParticipant,
     PhaseChanged,
     Reconnected,
@@ -84,7 +88,6 @@ from signaling.call_state import (
     start_call,
 )
 from signaling.eligibility import ReasonCode
-from signaling.media_bridge import BridgeSettings, CallMediaBridge
 from signaling.ws_protocol import (
     Caller,
     CallStartedMessage,
@@ -98,8 +101,6 @@ from signaling.ws_protocol import (
 
 log = logging.getLogger(__name__)
 DEADLINE_RETRY_SECONDS = 1.0
-
-SinkFactory = Callable[[str], Awaitable[RecordingSink | None]]
 
 CONTACT_DETAILS_WARNING = (
     "Sharing phone numbers, e-mail addresses or other contact details is not allowed here. "
@@ -129,22 +130,6 @@ def _ineligible(reasons: Sequence[tuple[str, str]]) -> CallError:
     return CallError(ErrorCode.INELIGIBLE, f"a video call is not possible here: {text}", reasons)
 
 
-def adapt_sink_factory(
-    factory: Callable[[str], Any] | None,
-) -> SinkFactory | None:
-    """Accept a sync or async ``factory(call_id)``; the service always awaits."""
-    if factory is None:
-        return None
-
-    async def make(call_id: str) -> RecordingSink | None:
-        result = factory(call_id)
-        if inspect.isawaitable(result):
-            result = await result
-        return result  # type: ignore[no-any-return]
-
-    return make
-
-
 class CallService:
     def __init__(
         self,
@@ -152,19 +137,16 @@ class CallService:
         settings: Settings,
         db: async_sessionmaker[AsyncSession],
         outbox: Outbox,
-        sink_factory: Callable[[], SinkFactory | None] | None = None,
+        media: MediaHost,
         call_ended_hooks: list[CallEndedHook] | None = None,
-        bridge_settings: BridgeSettings | None = None,
     ) -> None:
         self._settings = settings
         self._db = db
         self._outbox = outbox
-        # Looked up per call: the recorder may be wired after the service exists.
-        self._sink_factory = sink_factory or (lambda: None)
+        self._media = media
         self.on_call_ended: list[CallEndedHook] = (
             call_ended_hooks if call_ended_hooks is not None else []
         )
-        self._bridge_settings = bridge_settings or BridgeSettings()
         self._timeouts = CallTimeouts(
             ring=timedelta(seconds=settings.ring_timeout_seconds),
             connect=timedelta(seconds=settings.connect_timeout_seconds),
@@ -193,7 +175,7 @@ class CallService:
         return self._calls.get(call_id) if call_id else None
 
     async def settled(self) -> None:
-        """Wait until every ended call's teardown (bridge, sink, hooks) has finished, and
+        """Wait until every ended call's teardown (media, hooks) has finished, and
         every closed socket's clean-up."""
         while self._teardowns or self._socket_cleanups:
             await asyncio.gather(*self._teardowns, *self._socket_cleanups, return_exceptions=True)
@@ -285,6 +267,8 @@ class CallService:
                     f" ({live.state.describe()})" if change.end else "",
                 )
                 self._tell_both(live, call_state_message(live.state))
+                if change.phase is CallPhase.ACTIVE and change.previous is CallPhase.CONNECTING:
+                    live.spawn(self._start_recording(live), name=f"call-record-{live.call_id}")
         if live.state.is_live:
             live.arm_timer(lambda: self._deadline_due(live))
         elif not live.closing:
@@ -311,7 +295,7 @@ class CallService:
         await live.aclose()
         for hook in list(self.on_call_ended):
             try:
-                await hook(live.call_id)
+                await hook(live.call_id, live.recordings)
             except Exception:
                 log.exception("call=%s on_call_ended hook failed", live.call_id)
         log.info("call=%s torn down", live.call_id)
@@ -430,15 +414,9 @@ class CallService:
             self._settings.secret_key.get_secret_value(), call_id=call_id, buyer_id=buyer_id
         )
         join_url = base_url.rstrip("/") + join_path(call_id, token)
-        sink = await self._make_sink(call_id)
         holder: list[LiveCall] = []
-        bridge = CallMediaBridge(
-            call_id,
-            sink=sink,
-            on_leg_state=lambda pid, state: self._on_leg_state(holder, pid, state),
-            settings=self._bridge_settings,
-        )
-        live = LiveCall(state=transition.state, bridge=bridge, sink=sink, join_url=join_url)
+        media = await self._open_media(call_id, holder)
+        live = LiveCall(state=transition.state, media=media, join_url=join_url)
         holder.append(live)
         try:
             async with self._db() as session, session.begin():
@@ -468,18 +446,38 @@ class CallService:
         self._after(live, transition)
         return live
 
-    async def _make_sink(self, call_id: str) -> RecordingSink | None:
-        factory = self._sink_factory()
-        if factory is None:
-            return None
+    async def _open_media(self, call_id: str, holder: list[LiveCall]) -> CallMedia:
         try:
-            return await factory(call_id)
-        except Exception:
-            # Every call is recorded: no recording, no call.
-            log.exception("call=%s the recording could not be started", call_id)
+            return await self._media.open_call(
+                call_id,
+                on_leg_state=lambda pid, state: self._on_leg_state(holder, pid, state),
+                on_failure=lambda detail: self._on_media_failure(holder, detail),
+            )
+        except MediaUnavailableError as exc:
+            log.warning("call=%s no media capacity: %s", call_id, exc)
             raise CallError(
-                ErrorCode.INTERNAL_ERROR, "the call could not be set up; try again later"
+                ErrorCode.UNAVAILABLE, "calls cannot be placed right now; try again in a moment"
             ) from None
+
+    async def _start_recording(self, live: LiveCall) -> None:
+        """The call became active: record it from now on. Every call is recorded, so a call
+        whose recording cannot start does not go on."""
+        try:
+            await live.media.start_recording()
+        except Exception:
+            log.exception("call=%s the recording could not be started", live.call_id)
+            await self._media_failed(live, FailureDetail.RECORDING_FAILED)
+
+    def _on_media_failure(self, holder: list[LiveCall], detail: FailureDetail) -> None:
+        """The media host's callback (on the loop, must not block): end the call in a task."""
+        if not holder or holder[0].closing:
+            return
+        live = holder[0]
+        live.spawn(self._media_failed(live, detail), name=f"call-media-failed-{live.call_id}")
+
+    async def _media_failed(self, live: LiveCall, detail: FailureDetail) -> None:
+        with contextlib.suppress(CallStateError):
+            await self.apply(live, MediaUnavailable(detail))
 
     # ------------------------------------------------------------ ringing inputs
 
@@ -540,7 +538,7 @@ class CallService:
     async def offer(self, socket: CallSocket, call_id: str, sdp: str) -> str:
         live = await self._live(socket.user_id, call_id)
         self._require_media_allowed(live, socket.user_id, "send an offer")
-        answer = await live.bridge.accept_offer(socket.user_id, sdp)
+        answer = await live.media.accept_offer(socket.user_id, sdp)
         await self._attach(live, socket)
         return answer
 
@@ -557,7 +555,7 @@ class CallService:
         if not candidate and sdp_mid is None and sdp_mline_index is None:
             # End of candidates applies to the whole (bundled) transport.
             sdp_mline_index = 0
-        await live.bridge.add_remote_candidate(
+        await live.media.add_remote_candidate(
             socket.user_id, candidate or "", sdp_mid, sdp_mline_index
         )
 
@@ -568,8 +566,8 @@ class CallService:
         user_id = socket.user_id
         async with live.lock:
             await self._apply_locked(live, MediaStateChanged(user_id, audio, video))
-            live.bridge.set_media_enabled(user_id, "audio", audio)
-            live.bridge.set_media_enabled(user_id, "video", video)
+            await live.media.set_media_enabled(user_id, "audio", audio)
+            await live.media.set_media_enabled(user_id, "video", video)
             peer = live.state.peer_of(user_id)
             if peer.in_call:
                 self._outbox.send_to_user(peer.user_id, self._peer_media_state(live, user_id))
@@ -641,7 +639,7 @@ class CallService:
             await self._apply_locked(live, Reconnected(user_id))
             if (
                 live.state.is_live
-                and live.bridge.leg_state(user_id) == "connected"
+                and live.media.leg_state(user_id) == "connected"
                 and not live.state.participant(user_id).media_connected
             ):
                 await self._apply_locked(live, MediaConnected(user_id))

@@ -12,8 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
-from typing import Any
+from collections.abc import AsyncIterator
 
 from aiohttp import web
 
@@ -22,12 +21,12 @@ from server.appkeys import (
     CALLS,
     DB,
     ELIGIBILITY_WATCH,
-    RECORDING_SINK_FACTORY,
+    MEDIA_HOST,
     SETTINGS,
     WS_DISPATCHER,
     WS_PRESENCE,
 )
-from server.calls.service import CallService, SinkFactory, adapt_sink_factory
+from server.calls.service import CallService
 from server.ws.dispatch import Dispatcher
 from server.ws.presence import PresenceRegistry
 from server.ws.socket_loop import websocket_handler
@@ -37,21 +36,13 @@ from signaling.ws_limits import CloseCode
 log = logging.getLogger(__name__)
 
 
-def _sink_factory_of(app: web.Application) -> Callable[[], SinkFactory | None]:
-    def current() -> SinkFactory | None:
-        factory: Callable[[str], Any] | None = app.get(RECORDING_SINK_FACTORY)
-        return adapt_sink_factory(factory)
-
-    return current
-
-
 async def calls_ctx(app: web.Application) -> AsyncIterator[None]:
     presence = PresenceRegistry()
     calls = CallService(
         settings=app[SETTINGS],
         db=app[DB],
         outbox=presence,
-        sink_factory=_sink_factory_of(app),
+        media=app[MEDIA_HOST],
         call_ended_hooks=app[CALL_ENDED_HOOKS],
     )
     await calls.end_stale_calls()

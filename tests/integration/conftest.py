@@ -46,7 +46,7 @@ async def calls(
 
 @pytest.fixture
 async def services() -> AsyncIterator[list[ServiceProcess]]:
-    """``inboxcall serve`` processes a test started: all killed at its end, whatever happened."""
+    """Real ``inboxcall serve`` processes a test starts; killed at the end, whatever happened."""
     started: list[ServiceProcess] = []
     yield started
     for service in started:

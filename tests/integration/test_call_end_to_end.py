@@ -94,7 +94,7 @@ async def test_a_whole_call_relays_encoded_media_and_records_what_happened(
         "audio": True,
         "video": False,
     }
-    bridge = calls.service.live_call(call_id).bridge  # type: ignore[union-attr]
+    bridge = calls.local_media(call_id).bridge
     await calls.progress.wait_for(
         lambda: bridge.stats().stream(seller_id, "video").frames_muted >= 1, "video held back"
     )

@@ -13,6 +13,7 @@ import av
 import pytest
 from sqlalchemy import select
 
+from recorder import CallRecorder
 from recorder.storage import StorageError
 from server.appkeys import DB, RECORDING_STORAGE, RECORDINGS
 from server.db.models import Recording
@@ -50,8 +51,8 @@ async def test_a_call_through_the_bridge_yields_two_checked_recordings(
         lambda: all(len(p.media.received["video"]) >= 90 for p in (seller, buyer)),
         "3 s of video both ways",
     )
-    recorder = calls.app[RECORDINGS].live_recorder(call_id)
-    assert recorder is not None
+    recorder = calls.local_media(call_id).sink
+    assert isinstance(recorder, CallRecorder)
     await seller.ws.ok("hang_up", call_id=call_id)
     row = await calls.ended(call_id, seller.ws, buyer.ws)
     stats = recorder.stats()

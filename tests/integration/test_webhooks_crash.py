@@ -84,7 +84,7 @@ async def test_an_undelivered_event_is_delivered_after_kill_9_and_restart(
 ) -> None:
     data_dir = tmp_path / "data"
     receiver.default_status = 503  # the host is down
-    first = ServiceProcess(data_dir, free_port(), env=webhook_env(receiver))
+    first = ServiceProcess(data_dir, free_port(), **webhook_env(receiver))
     services.append(first)
     await first.start()
     call_id = await declined_call(first.base)
@@ -101,7 +101,7 @@ async def test_an_undelivered_event_is_delivered_after_kill_9_and_restart(
     assert row.state == "pending" and row.delivered_at is None
 
     receiver.default_status = 200  # the host is back
-    second = ServiceProcess(data_dir, free_port(), env=webhook_env(receiver))
+    second = ServiceProcess(data_dir, free_port(), **webhook_env(receiver))
     services.append(second)
     await second.start()
     await receiver.wait_for(

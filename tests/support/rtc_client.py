@@ -30,6 +30,7 @@ from server.appkeys import CALLS, DB
 from server.calls.service import CallService
 from server.db.models import Call, Message
 from server.db.models import CallEvent as CallEventRow
+from server.media.local_host import LocalCallMedia
 from tests.support.encoded_media import EncodedClip
 from tests.support.media_peers import MediaClient, Progress
 from tests.support.service import Host
@@ -185,6 +186,13 @@ class CallHarness:
 
     def db(self) -> AsyncSession:
         return self.app[DB]()
+
+    def local_media(self, call_id: str) -> LocalCallMedia:
+        """The in-process media of a live call (these tests run with media workers off)."""
+        live = self.service.live_call(call_id)
+        assert live is not None, f"call {call_id} is not live"
+        assert isinstance(live.media, LocalCallMedia), "media runs in a worker process"
+        return live.media
 
     async def client(self, user_id: str) -> TestClient[Any, Any]:
         if user_id not in self.clients:

@@ -21,6 +21,9 @@ def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
         "integration_api_key": INTEGRATION_KEY,
         "host": "127.0.0.1",
         "port": 0,
+        # In-process media: these tests look inside the bridge; the media worker tests
+        # (tests/integration/test_media_workers.py) run real worker processes.
+        "media_workers": 0,
     }
     values.update(overrides)
     return Settings(**values)

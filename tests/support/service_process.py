@@ -1,5 +1,4 @@
-"""``inboxcall serve`` in a child process on loopback, as an operator runs it: started,
-killed (SIGKILL or SIGTERM) and started again on the same data directory."""
+"""``inboxcall serve`` as a real child process on loopback, and how tests talk to it."""
 
 from __future__ import annotations
 
@@ -7,9 +6,9 @@ import asyncio
 import os
 import socket
 import sys
-from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 
@@ -26,12 +25,14 @@ def free_port() -> int:
 
 
 class ServiceProcess:
-    def __init__(self, data_dir: Path, port: int, env: Mapping[str, str] | None = None) -> None:
+    def __init__(self, data_dir: Path, port: int, **env: str) -> None:
         self.data_dir = data_dir
         self.port = port
         self.base = f"http://127.0.0.1:{port}"
-        self.extra_env = dict(env or {})
+        self.env = env
         self.process: asyncio.subprocess.Process | None = None
+        self.output: list[str] = []
+        self._drain: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         env = {
@@ -41,7 +42,7 @@ class ServiceProcess:
             "INBOXCALL_DATA_DIR": str(self.data_dir),
             "INBOXCALL_SECRET_KEY": "crash-test-secret-" + "k" * 16,
             "INBOXCALL_INTEGRATION_API_KEY": INTEGRATION_KEY,
-            **self.extra_env,
+            **self.env,
         }
         self.process = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "server.cli", "serve",
@@ -51,15 +52,18 @@ class ServiceProcess:
         async with asyncio.timeout(60):
             while True:
                 line = await self.process.stdout.readline()
-                assert line, "the service exited before it started serving"
+                assert line, "the service exited before it started serving:\n" + "".join(
+                    self.output
+                )
+                self.output.append(line.decode(errors="replace"))
                 if b"is serving on" in line:
                     break
         self._drain = asyncio.create_task(self._drain_output())
 
     async def _drain_output(self) -> None:
         assert self.process is not None and self.process.stdout is not None
-        while await self.process.stdout.readline():
-            pass
+        while line := await self.process.stdout.readline():
+            self.output.append(line.decode(errors="replace"))
 
     async def kill(self, sig: int) -> None:
         assert self.process is not None
@@ -67,7 +71,15 @@ class ServiceProcess:
             self.process.send_signal(sig)
         async with asyncio.timeout(30):
             await self.process.wait()
-        await self._drain
+        if self._drain is not None:
+            await self._drain
+
+    async def readyz(self) -> tuple[int, dict[str, Any]]:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(f"{self.base}/readyz") as resp,
+        ):
+            return resp.status, dict(await resp.json())
 
 
 async def push_eligible_pair(host: aiohttp.ClientSession, base: str) -> None:
