@@ -54,6 +54,9 @@ run: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-logo --no-cache
+	@# The moderation package's contracts apply once that package exists.
+	@if [ -d moderation ]; then $(BIN)/lint-imports --no-logo --no-cache importlinter-moderation.toml; fi
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

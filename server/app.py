@@ -7,9 +7,9 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from server import health, pages
+from server import health, join_page, pages
+from server.api import admin, inbox, integration, review
 from server.api import calls as calls_api
-from server.api import inbox, integration, review
 from server.api.openapi import Handler, install_openapi
 from server.appkeys import (
     CALL_ENDED_HOOKS,
@@ -25,8 +25,8 @@ from server.appkeys import (
     REVIEWS,
     SESSION_ENDED_HOOKS,
     SETTINGS,
+    WEBHOOK_SENDER,
 )
-from server.calls import join_page
 from server.cluster.setup import cluster_ctx
 from server.connection_limits import ConnectionGuard, connection_limits_middleware
 from server.db.migrate import upgrade_to_head_async
@@ -47,6 +47,8 @@ from server.recording_service import RecordingService, check_store, make_store
 from server.retention_job import RetentionJob
 from server.review.service import ReviewLifecycle
 from server.settings import Settings
+from server.webhooks.outbox import enable_webhooks
+from server.webhooks.sender import WebhookSender
 from server.write_throttle import WRITE_THROTTLES, WriteThrottles
 from server.ws.setup import add_call_signalling
 from signaling import aiortc_patches, ws_limits
@@ -89,6 +91,23 @@ async def database_ctx(app: web.Application) -> AsyncIterator[None]:
     app[DB] = make_session_factory(engine)
     yield
     await engine.dispose()
+
+
+async def webhooks_ctx(app: web.Application) -> AsyncIterator[None]:
+    """With ``INBOXCALL_WEBHOOK_URL`` set, changes write their events and the sender posts
+    them. Registered right after the database: sessions opened by later contexts already
+    write events, and the sender stops only after calls ended and recordings were stored
+    (what it has not posted by then waits in the outbox for the next start)."""
+    settings = app[SETTINGS]
+    if not settings.webhook_url:
+        yield
+        return
+    enable_webhooks(app[DB])
+    sender = WebhookSender(settings, app[DB])
+    app[WEBHOOK_SENDER] = sender
+    sender.start()
+    yield
+    await sender.aclose()
 
 
 async def media_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -186,6 +205,7 @@ def create_app(settings: Settings) -> web.Application:
     app[WRITE_THROTTLES] = WriteThrottles.from_settings(settings)
     app.cleanup_ctx.append(database_ctx)
     app.cleanup_ctx.append(cluster_ctx)
+    app.cleanup_ctx.append(webhooks_ctx)
     app.cleanup_ctx.append(media_ctx)
     app.cleanup_ctx.append(recordings_ctx)
     add_call_signalling(app)
@@ -194,6 +214,7 @@ def create_app(settings: Settings) -> web.Application:
     inbox.add_routes(app)
     integration.add_routes(app)
     review.add_routes(app)
+    admin.add_routes(app)
     calls_api.add_routes(app)
     join_page.add_routes(app)
     pages.add_routes(app)

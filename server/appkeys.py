@@ -40,6 +40,12 @@ RECORDINGS: web.AppKey[RecordingService] = web.AppKey("recordings")
 RETENTION_JOB: web.AppKey[RetentionJob] = web.AppKey("retention_job")
 REVIEWS: web.AppKey[ReviewLifecycle] = web.AppKey("reviews")
 
+if TYPE_CHECKING:
+    from server.webhooks.sender import WebhookSender
+
+# Set only when INBOXCALL_WEBHOOK_URL is.
+WEBHOOK_SENDER: web.AppKey[WebhookSender] = web.AppKey("webhook_sender")
+
 # --- calls and the call WebSocket (server/calls, server/ws) ---
 
 if TYPE_CHECKING:

@@ -7,6 +7,8 @@ import asyncio
 import signal
 import sys
 
+from pydantic import ValidationError
+
 from server.log_context import configure_logging
 from server.settings import Settings
 
@@ -87,9 +89,24 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("purge", help="delete recordings the retention policy no longer keeps")
     args = parser.parse_args(argv)
 
-    settings = Settings()
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        # One line per bad setting, named as the operator spells it, instead of a traceback.
+        for error in exc.errors():
+            name = "INBOXCALL_" + "_".join(str(part) for part in error["loc"]).upper()
+            where = f"{name}: " if error["loc"] else ""
+            print(f"inboxcall: bad setting: {where}{error['msg']}", file=sys.stderr)
+        return 2
     configure_logging(settings.log_format, settings.node_name)
     if args.command == "serve":
+        from signaling import aiortc_patches
+
+        try:
+            aiortc_patches.require_checked_versions()
+        except aiortc_patches.UnsupportedMediaStackError as exc:
+            print(f"inboxcall: refusing to start: {exc}", file=sys.stderr)
+            return 2
         if args.demo:
             settings = settings.model_copy(update={"demo": True})
         _serve(settings)

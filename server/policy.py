@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from server.api.schemas import PolicySettings
 from server.db.models import RuntimeSetting
 from server.settings import Settings
 
 POLICY_KEYS = ("review_sample_rate", "retention_days", "reviewed_clean_retention_days")
+
+
+class PolicySettings(BaseModel):
+    review_sample_rate: float
+    retention_days: int
+    reviewed_clean_retention_days: int
 
 
 async def effective_policy(session: AsyncSession, settings: Settings) -> PolicySettings:

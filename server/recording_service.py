@@ -34,6 +34,7 @@ from server.db.models import Call, Recording
 from server.log_context import log_context
 from server.review.service import decide_review, hold_for_recording
 from server.settings import Settings
+from server.webhooks import events as webhook_events
 
 log = logging.getLogger(__name__)
 
@@ -133,8 +134,11 @@ class RecordingService:
                 log.error("call %s: recordings finalised for an unknown call", call_id)
                 return
             hold = await hold_for_recording(session, call_id)
+            announce: list[Recording] = []
             for result in stored:
-                await _write_row(session, result, state=_stored_state(result), hold=hold)
+                row = await _write_row(session, result, state=_stored_state(result), hold=hold)
+                if row is not None:
+                    announce.append(row)
             for result in waiting:
                 await _write_row(session, result, state=PENDING_UPLOAD, hold=hold)
             starts = [r.call_started_at_unix for r in results if r.call_started_at_unix]
@@ -142,7 +146,9 @@ class RecordingService:
                 call.recording_started_at = datetime.fromtimestamp(min(starts), UTC)
             if any(result.interrupted for result in results):
                 call.interrupted = True
-            await session.flush()
+            await session.flush()  # recording ids exist from here
+            for row in announce:
+                webhook_events.recording_stored(session, row)
             await decide_review(session, call, self._settings)
         # Counted once its row is committed: a stored recording is one the reviewer can find.
         self.counters.stored += len(stored)
@@ -252,9 +258,10 @@ def _stored_state(result: FinalisedRecording) -> str:
 
 async def _write_row(
     session: AsyncSession, result: FinalisedRecording, *, state: str, hold: str
-) -> None:
+) -> Recording | None:
     """The participant's recording row, created or brought up to date (never back from
-    stored to waiting, never out of a tombstone)."""
+    stored to waiting, never out of a tombstone). Answers the row when it now holds newly
+    stored bytes (to announce): a file stored again after a crash, same checksum, is not."""
     row = (
         await session.scalars(
             select(Recording).where(
@@ -267,7 +274,10 @@ async def _write_row(
         row = Recording(call_id=result.call_id, participant_id=result.participant_id, hold=hold)
         session.add(row)
     elif row.state == "deleted" or (state == PENDING_UPLOAD and row.state in DELETABLE_STATES):
-        return
+        return None
+    newly_stored = state != PENDING_UPLOAD and (
+        row.sha256 != result.sha256 or row.state == PENDING_UPLOAD
+    )
     row.storage_key = _storage_key(result)
     row.state = state
     row.mime_type = result.mime_type
@@ -280,6 +290,7 @@ async def _write_row(
     row.video_frames = result.video_frames
     row.audio_frames = result.audio_frames
     row.finalised_at = utcnow()
+    return row if newly_stored else None
 
 
 def _still_staged(waiting: dict[str, FinalisedRecording]) -> list[FinalisedRecording]:

@@ -10,8 +10,9 @@ import secrets
 import socket
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -92,6 +93,28 @@ class Settings(BaseSettings):
     message_rate_burst: int = Field(default=10, ge=1, le=10_000)
     report_rate_per_minute: float = Field(default=3.0, gt=0, le=60_000)
     report_rate_burst: int = Field(default=5, ge=1, le=10_000)
+    # Webhooks to the host marketplace (DESIGN.md section 8, "Operations"). Unset URL: no
+    # events are written nor sent.
+    webhook_url: str | None = None
+    webhook_secret: SecretStr = SecretStr("")
+    # Retries go on this long after an event was written (or re-driven), then it is failed
+    # and waits for an operator. The contract asks for at least 24 h.
+    webhook_retry_hours: float = Field(default=24.0, ge=24.0, le=24.0 * 30)
+    # First retry delay; each further one doubles (jittered), up to an hour.
+    webhook_retry_base_seconds: float = Field(default=10.0, gt=0, le=3600)
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
+    # How often the sender looks for due events when it has nothing to do.
+    webhook_poll_seconds: float = Field(default=1.0, gt=0, le=60)
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("INBOXCALL_WEBHOOK_URL must be an http:// or https:// URL")
+        return value
 
     @model_validator(mode="after")
     def _fill_secrets(self) -> Settings:
@@ -102,6 +125,9 @@ class Settings(BaseSettings):
                 f"INBOXCALL_METRICS_PORT ({self.metrics_port}) must differ from INBOXCALL_PORT:"
                 " metrics are never served on the public port"
             )
+        if self.webhook_url and not self.webhook_secret.get_secret_value():
+            # Unsigned events could be forged by anyone who can reach the host's endpoint.
+            raise ValueError("INBOXCALL_WEBHOOK_SECRET is required with INBOXCALL_WEBHOOK_URL")
         return self
 
     @property

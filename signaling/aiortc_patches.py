@@ -46,7 +46,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any, Final
@@ -58,6 +58,8 @@ import aiortc
 from aiortc.codecs.h264 import H264Encoder
 from aiortc.codecs.vpx import Vp8Encoder
 from aiortc.mediastreams import convert_timebase
+from packaging.specifiers import SpecifierSet
+from packaging.version import InvalidVersion, Version
 
 logger = logging.getLogger(__name__)
 
@@ -94,15 +96,52 @@ _drops = DatagramDropCounts()
 _state = _PatchState()
 
 
-def _check_versions() -> None:
-    found = {"aiortc": aiortc.__version__, "aioice": aioice.__version__}
-    if found != CHECKED_VERSIONS:
-        # A log line, not a warning: pytest runs with warnings as errors and the
-        # signature test is what should fail, with a precise message.
-        logger.warning(
-            "aiortc_patches was checked against %s but found %s; re-check the patches",
-            CHECKED_VERSIONS,
-            found,
+class UnsupportedMediaStackError(RuntimeError):
+    """aiortc or aioice is outside the versions these patches were checked on."""
+
+
+def supported_specifier(package: str) -> str:
+    """The compatible-release range of the checked version (``~=1.16.0``: any 1.16.x).
+
+    pyproject.toml pins the same ranges; a unit test keeps the two equal.
+    """
+    return f"~={CHECKED_VERSIONS[package]}"
+
+
+def media_stack_problems(found: Mapping[str, str] | None = None) -> list[str]:
+    """One sentence per package whose installed version the patches were not checked on."""
+    if found is None:
+        found = {"aiortc": aiortc.__version__, "aioice": aioice.__version__}
+    problems: list[str] = []
+    for package in CHECKED_VERSIONS:
+        version = found.get(package, "not installed")
+        specifier = SpecifierSet(supported_specifier(package))
+        try:
+            # Pre-releases are refused too: nothing was checked on them.
+            supported = specifier.contains(Version(version), prereleases=False)
+        except InvalidVersion:
+            supported = False
+        if not supported:
+            problems.append(
+                f"{package} {version} is installed, but the media patches in "
+                f"signaling/aiortc_patches.py were checked on {package} "
+                f"{CHECKED_VERSIONS[package]} (supported: {package}{specifier})"
+            )
+    return problems
+
+
+def require_checked_versions(found: Mapping[str, str] | None = None) -> None:
+    """Refuse to run the media path on versions the patches were not checked on.
+
+    The patches reach into private internals: on another version they could silently
+    decode, encode or drop calls. Raises ``UnsupportedMediaStackError`` naming each.
+    """
+    problems = media_stack_problems(found)
+    if problems:
+        raise UnsupportedMediaStackError(
+            "; ".join(problems)
+            + ". Install the supported versions (pip install -e .), or follow README.md "
+            '"Moving to a new aiortc or aioice" to check the patches on the new ones.'
         )
 
 
@@ -132,7 +171,7 @@ def install_global_patches() -> None:
     """Install the process-wide aioice patches (safe to call any number of times)."""
     if _state.installed:
         return
-    _check_versions()
+    require_checked_versions()
     _state.original_data_received = aioice.ice.Connection.data_received
     _state.original_get_host_addresses = aioice.ice.get_host_addresses
     aioice.ice.Connection.data_received = _data_received  # type: ignore[method-assign]

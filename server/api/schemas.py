@@ -7,7 +7,12 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
 
+from server import policy
 from server.review.lifecycle import Verdict
+
+# Review policy lives outside the HTTP layer (the retention job and the call code use it);
+# named here too because the API's bodies are built from it.
+PolicySettings = policy.PolicySettings
 
 
 def _iso_8601_text(value: object) -> object:
@@ -375,12 +380,6 @@ class ReasonIn(StrictBody):
 
 class AuditList(BaseModel):
     entries: list[AuditOut]
-
-
-class PolicySettings(BaseModel):
-    review_sample_rate: float
-    retention_days: int
-    reviewed_clean_retention_days: int
 
 
 class PolicySettingsIn(StrictBody):

@@ -21,6 +21,7 @@ from server.db.models import Call, Thread
 from server.db.models import CallEvent as CallEventRow
 from server.eligibility_snapshots import LIVE_CALL_STATES
 from server.messages import add_system_message
+from server.webhooks import events as webhook_events
 from signaling.call_state import CallEventKind, CallPhase, EndReason, FailureDetail
 from signaling.ws_protocol import CallStateMessage
 
@@ -75,6 +76,7 @@ async def end_calls_of_dead_node(
             thread = await session.get(Thread, row.thread_id)
             if thread is not None:
                 add_system_message(session, thread, _end_text(row, now), call_id=call_id)
+            webhook_events.call_ended(session, row)
             ended.append((call_id, row.seller_id, row.buyer_id))
     for call_id, seller_id, buyer_id in ended:
         log.warning("call=%s ended: its node %s is gone", call_id, node_id)

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from server.db.models import Call, Thread
 from server.db.models import CallEvent as CallEventRow
 from server.messages import add_system_message
+from server.webhooks import events as webhook_events
 from signaling.call_duration import LINK_EVENT_KINDS, LinkMark, call_duration
 from signaling.call_state import CallEvent, CallPhase, CallState, EndReason, PhaseChanged
 
@@ -84,6 +85,7 @@ async def add_changes(
         row.state = change.phase.value
         if change.phase is CallPhase.ACTIVE and row.connected_at is None:
             row.connected_at = change.at
+            webhook_events.call_started(session, row)  # once: a reconnect is no new start
         if change.phase is CallPhase.ENDED and change.end is not None:
             row.end_reason = change.end.reason.value
             row.ended_by = change.end.by
@@ -95,6 +97,7 @@ async def add_changes(
             if thread is not None:
                 text = end_message_text(state, duration)
                 add_system_message(session, thread, text, call_id=row.id)
+            webhook_events.call_ended(session, row)
 
 
 async def stored_duration(

@@ -277,3 +277,29 @@ class AuditEntry(Base):
     target_type: Mapped[str] = mapped_column(String(32))
     target_id: Mapped[str] = mapped_column(String(128), index=True)
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class WebhookEvent(Base):
+    """The webhook outbox: one row per event for the host marketplace, written in the
+    transaction of the change it describes and delivered at least once by
+    ``server.webhooks.sender`` (server/webhooks/__init__.py says how)."""
+
+    __tablename__ = "webhook_outbox"
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    type: Mapped[str] = mapped_column(String(48), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # The exact JSON sent on every attempt: its id and content never change across retries.
+    body: Mapped[str] = mapped_column(Text)
+    state: Mapped[str] = mapped_column(String(16), default="pending")  # | delivered | failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Retries go on for the retry window from here: creation, or an operator's re-drive.
+    window_started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # A sender holds a row while it delivers it; another node skips it until the lease ends.
+    lease_token: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    lease_until: Mapped[datetime | None] = mapped_column(nullable=True)
+    last_attempt_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    last_status: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    last_error: Mapped[str | None] = mapped_column(String(300), nullable=True)
+    delivered_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    __table_args__ = (Index("ix_webhook_outbox_due", "state", "next_attempt_at"),)

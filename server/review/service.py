@@ -49,6 +49,7 @@ from server.review.lifecycle import (
     review_requirement,
 )
 from server.settings import Settings
+from server.webhooks import events as webhook_events
 
 log = logging.getLogger(__name__)
 
@@ -263,6 +264,14 @@ class ReviewLifecycle:
                         target_id=call_id,
                         verdict=decision.verdict,
                         subject_user_id=decision.violation_subject,
+                    )
+                    webhook_events.review_verdict(
+                        session,
+                        call_id=call_id,
+                        verdict=decision.verdict,
+                        reviewer_id=reviewer_id,
+                        subject_user_id=decision.violation_subject,
+                        violation=decision.violation_subject is not None,
                     )
                 break
             except (StaleDataError, IntegrityError) as exc:

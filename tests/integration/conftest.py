@@ -10,6 +10,7 @@ from aiohttp.test_utils import TestServer
 
 from signaling import aiortc_patches
 from tests.support.encoded_media import EncodedClip, encoded_clip
+from tests.support.postgres import PostgresServer
 from tests.support.rtc_client import CallHarness, SignedIn
 from tests.support.service import Host
 from tests.support.service_process import ServiceProcess
@@ -51,3 +52,14 @@ async def services() -> AsyncIterator[list[ServiceProcess]]:
     for service in started:
         if service.process is not None and service.process.returncode is None:
             await service.kill(signal.SIGKILL)
+
+
+@pytest.fixture
+async def postgres() -> AsyncIterator[PostgresServer]:
+    """A throwaway PostgreSQL server on loopback (skipped without it, except in CI)."""
+    server = PostgresServer()
+    try:
+        await server.start()
+        yield server
+    finally:
+        await server.stop()

@@ -3,7 +3,6 @@ append-only audit log, against a real server on loopback."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -23,16 +22,6 @@ from tests.support.review_races import (
 from tests.support.service import Host, make_settings, sign_in
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-async def postgres() -> AsyncIterator[PostgresServer]:
-    server = PostgresServer()
-    try:
-        await server.start()
-        yield server
-    finally:
-        await server.stop()
 
 
 @pytest.fixture

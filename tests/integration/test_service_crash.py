@@ -8,7 +8,6 @@ sending pre-encoded VP8 + Opus through it, SQLite and the recordings folder on d
 from __future__ import annotations
 
 import signal
-from datetime import UTC, datetime
 from pathlib import Path
 
 import aiohttp
@@ -22,8 +21,13 @@ from signaling import aiortc_patches
 from tests.support.encoded_media import EncodedClip, encoded_clip
 from tests.support.media_peers import Progress
 from tests.support.rtc_client import Participant
-from tests.support.service import AUTH
-from tests.support.service_process import ServiceProcess, free_port, open_socket, sign_in
+from tests.support.service_process import (
+    ServiceProcess,
+    free_port,
+    open_socket,
+    push_eligible_pair,
+    sign_in,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -48,26 +52,7 @@ async def test_sigkill_mid_call_then_restart(
         aiohttp.ClientSession(cookie_jar=jar["seller"]) as seller_http,
         aiohttp.ClientSession(cookie_jar=jar["buyer"]) as buyer_http,
     ):
-        for user_id, body in (
-            ("s1", {"role": "seller", "display_name": "S", "business_program": "member"}),
-            ("b1", {"role": "buyer", "display_name": "B", "vid": True}),
-        ):
-            resp = await host.put(
-                f"{base}/api/v1/integration/users/{user_id}", json=body, headers=AUTH
-            )
-            assert resp.status == 201
-        now = datetime.now(UTC).isoformat()
-        resp = await host.put(
-            f"{base}/api/v1/integration/threads/t1",
-            json={
-                "seller_id": "s1",
-                "buyer_id": "b1",
-                "initiated_by": "buyer",
-                "last_buyer_activity_at": now,
-            },
-            headers=AUTH,
-        )
-        assert resp.status == 201
+        await push_eligible_pair(host, base)
         await sign_in(seller_http, base, "s1")
         await sign_in(buyer_http, base, "b1")
         seller = Participant(await open_socket(seller_http, base), clip, progress)

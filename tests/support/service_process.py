@@ -6,6 +6,7 @@ import asyncio
 import os
 import socket
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +80,27 @@ class ServiceProcess:
             session.get(f"{self.base}/readyz") as resp,
         ):
             return resp.status, dict(await resp.json())
+
+
+async def push_eligible_pair(host: aiohttp.ClientSession, base: str) -> None:
+    """As the host marketplace: seller ``s1`` (member), VID buyer ``b1``, thread ``t1``."""
+    for user_id, body in (
+        ("s1", {"role": "seller", "display_name": "S", "business_program": "member"}),
+        ("b1", {"role": "buyer", "display_name": "B", "vid": True}),
+    ):
+        resp = await host.put(f"{base}/api/v1/integration/users/{user_id}", json=body, headers=AUTH)
+        assert resp.status == 201, await resp.text()
+    resp = await host.put(
+        f"{base}/api/v1/integration/threads/t1",
+        json={
+            "seller_id": "s1",
+            "buyer_id": "b1",
+            "initiated_by": "buyer",
+            "last_buyer_activity_at": datetime.now(UTC).isoformat(),
+        },
+        headers=AUTH,
+    )
+    assert resp.status == 201, await resp.text()
 
 
 async def sign_in(session: aiohttp.ClientSession, base: str, user_id: str) -> None:

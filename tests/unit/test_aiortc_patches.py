@@ -11,8 +11,10 @@ from __future__ import annotations
 import asyncio
 import inspect
 import queue
+import tomllib
 from collections.abc import Callable
 from fractions import Fraction
+from pathlib import Path
 from typing import Any
 
 import aioice
@@ -28,6 +30,7 @@ from aiortc.rtcdtlstransport import RTCDtlsTransport
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from aiortc.rtcrtpreceiver import RTCRtpReceiver, decoder_worker
 from aiortc.rtcrtpsender import RTCRtpSender
+from packaging.requirements import Requirement
 
 from signaling import aiortc_patches
 
@@ -257,3 +260,53 @@ def test_patches_install_once() -> None:
     aiortc_patches.install_global_patches()
     assert aioice.ice.Connection.data_received is patched
     assert asyncio.iscoroutinefunction(aiortc_patches.send_picture_loss_indication)
+
+
+# ---- the version guard: `inboxcall serve` refuses versions the patches were not checked on
+
+
+@pytest.mark.parametrize(
+    "found",
+    [
+        {"aiortc": "1.16.0", "aioice": "0.13.0"},
+        {"aiortc": "1.16.3", "aioice": "0.13.1"},  # patch releases: the compatible range
+    ],
+)
+def test_guard_accepts_the_checked_compatible_releases(found: dict[str, str]) -> None:
+    assert aiortc_patches.media_stack_problems(found) == []
+    aiortc_patches.require_checked_versions(found)
+
+
+@pytest.mark.parametrize(
+    ("found", "refused"),
+    [
+        ({"aiortc": "1.17.0", "aioice": "0.13.0"}, ["aiortc"]),
+        ({"aiortc": "1.15.9", "aioice": "0.13.0"}, ["aiortc"]),
+        ({"aiortc": "2.0.0", "aioice": "0.14.0"}, ["aiortc", "aioice"]),
+        ({"aiortc": "1.16.0", "aioice": "0.12.9"}, ["aioice"]),
+        ({"aiortc": "1.16.1rc1", "aioice": "0.13.0"}, ["aiortc"]),  # pre-releases too
+        ({"aiortc": "not-a-version", "aioice": "0.13.0"}, ["aiortc"]),
+        ({"aiortc": "1.16.0"}, ["aioice"]),
+    ],
+)
+def test_guard_refuses_any_other_version(found: dict[str, str], refused: list[str]) -> None:
+    problems = aiortc_patches.media_stack_problems(found)
+    assert [p.split(" ", 1)[0] for p in problems] == refused
+    with pytest.raises(aiortc_patches.UnsupportedMediaStackError) as caught:
+        aiortc_patches.require_checked_versions(found)
+    message = str(caught.value)
+    for package in refused:
+        assert f"{package} {found.get(package, 'not installed')} is installed" in message
+        assert f"checked on {package} {aiortc_patches.CHECKED_VERSIONS[package]}" in message
+    assert "Moving to a new aiortc or aioice" in message
+
+
+def test_pyproject_pins_the_guarded_ranges() -> None:
+    """The install pins and the start-up guard name the same compatible releases."""
+    pyproject = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())
+    pins = {
+        Requirement(spec).name: str(Requirement(spec).specifier)
+        for spec in pyproject["project"]["dependencies"]
+    }
+    for package in aiortc_patches.CHECKED_VERSIONS:
+        assert pins[package] == aiortc_patches.supported_specifier(package), package
