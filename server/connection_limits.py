@@ -28,11 +28,13 @@ import logging
 from collections.abc import Callable
 
 from aiohttp import web
+from aiohttp.abc import AbstractAccessLogger
 from aiohttp.typedefs import Handler, Middleware
+from aiohttp.web_request import BaseRequest
+from aiohttp.web_response import StreamResponse
 
 from server.appkeys import CONNECTION_GUARD, SETTINGS
 from server.errors import error_response
-from server.log_context import PathOnlyAccessLogger
 from server.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -215,6 +217,20 @@ class GuardedTCPSite(web.BaseSite):
         assert server is not None  # BaseSite's constructor checked setup() ran
         self._server = await asyncio.get_running_loop().create_server(
             self._guard.wrap(server), self._host, self._port, reuse_address=True
+        )
+
+
+class PathOnlyAccessLogger(AbstractAccessLogger):
+    """aiohttp's access log without query strings: login and join links carry tokens there."""
+
+    def log(self, request: BaseRequest, response: StreamResponse, time: float) -> None:
+        self.logger.info(
+            '%s "%s %s" %s %.3f s',
+            request.remote,
+            request.method,
+            request.path,
+            response.status,
+            time,
         )
 
 

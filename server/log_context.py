@@ -19,9 +19,6 @@ from collections.abc import Iterator
 from contextvars import ContextVar
 from typing import Literal, TextIO
 
-from aiohttp.abc import AbstractAccessLogger
-from aiohttp.web_request import BaseRequest
-from aiohttp.web_response import StreamResponse
 from pythonjsonlogger.json import JsonFormatter
 
 call_id_var: ContextVar[str | None] = ContextVar("inboxcall_call_id", default=None)
@@ -60,20 +57,6 @@ def log_context(*, call_id: str | None = None) -> Iterator[None]:
 def set_connection_id(connection_id: str) -> None:
     """For the rest of the current task (a socket's handler): its connection id."""
     connection_id_var.set(connection_id)
-
-
-class PathOnlyAccessLogger(AbstractAccessLogger):
-    """aiohttp's access log without query strings: login and join links carry tokens there."""
-
-    def log(self, request: BaseRequest, response: StreamResponse, time: float) -> None:
-        self.logger.info(
-            '%s "%s %s" %s %.3f s',
-            request.remote,
-            request.method,
-            request.path,
-            response.status,
-            time,
-        )
 
 
 class ContextFilter(logging.Filter):

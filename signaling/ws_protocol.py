@@ -348,6 +348,16 @@ class PeerMediaStateMessage(_Message):
     video: bool
 
 
+class PeerConnectionStateMessage(_Message):
+    """The other participant's connection dropped (``reconnecting``: their socket closed or
+    their media stopped; the call waits for them) or is back (``connected``)."""
+
+    type: Literal["peer_connection_state"] = "peer_connection_state"
+    call_id: EntityId
+    user_id: EntityId
+    state: Literal["connected", "reconnecting"]
+
+
 class ChatRecord(_Message):
     id: EntityId
     sender_id: EntityId
@@ -381,6 +391,7 @@ ServerMessage = Annotated[
     | AnswerMessage
     | ServerIceCandidateMessage
     | PeerMediaStateMessage
+    | PeerConnectionStateMessage
     | ServerChatMessage
     | ContactDetailsWarningMessage,
     Field(discriminator="type"),

@@ -63,6 +63,7 @@ from signaling.call_state import (
     CallEventKind,
     CallInput,
     CallPhase,
+    CallState,
     CallStateError,
     CallTimeouts,
     CallTransition,
@@ -94,6 +95,7 @@ from signaling.ws_protocol import (
     ContactDetailsWarningMessage,
     ErrorCode,
     IncomingCallMessage,
+    PeerConnectionStateMessage,
     PeerMediaStateMessage,
     call_state_message,
     chat_message,
@@ -268,7 +270,9 @@ class CallService:
 
     def _after(self, live: LiveCall, transition: CallTransition) -> None:
         """Take the new state and tell people; synchronous, so nothing can interleave."""
+        before = live.state
         live.state = transition.state
+        self._tell_connection_changes(live, before)
         for listener in self.transition_listeners:
             listener(live, transition)
         for change in transition.changes:
@@ -287,6 +291,27 @@ class CallService:
             live.arm_timer(lambda: self._deadline_due(live))
         elif not live.closing:
             self._finish(live)
+
+    def _tell_connection_changes(self, live: LiveCall, before: CallState) -> None:
+        """``peer_connection_state`` to the other participant when someone is lost (socket
+        closed, media stopped) or back, while the call waits for them."""
+        after = live.state
+        if not after.is_live:
+            return
+        for old, new in zip(before.participants, after.participants, strict=True):
+            if old.lost == new.lost:
+                continue
+            peer = after.peer_of(new.user_id)
+            if not peer.in_call:
+                continue
+            self._outbox.send_to_user(
+                peer.user_id,
+                PeerConnectionStateMessage(
+                    call_id=live.call_id,
+                    user_id=new.user_id,
+                    state="reconnecting" if new.lost else "connected",
+                ),
+            )
 
     def _tell_both(self, live: LiveCall, message: Any) -> None:
         for p in live.state.participants:
@@ -694,6 +719,12 @@ class CallService:
             peer = live.state.peer_of(socket.user_id)
             if peer.in_call:
                 socket.send(self._peer_media_state(live, peer.user_id))
+                if peer.lost:
+                    socket.send(
+                        PeerConnectionStateMessage(
+                            call_id=live.call_id, user_id=peer.user_id, state="reconnecting"
+                        )
+                    )
 
     async def socket_closed(self, socket: CallSocket) -> None:
         for live in list(self._calls.values()):

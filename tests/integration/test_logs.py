@@ -13,9 +13,9 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
+from server.connection_limits import PathOnlyAccessLogger
 from server.log_context import (
     LOGGER_FLOORS,
-    PathOnlyAccessLogger,
     apply_logger_floors,
     make_handler,
 )

@@ -140,6 +140,19 @@ export class CallSession {
       socket.on("close", (info) => this.onSocketLost(info)),
     ];
     this.bindControls(closeLabel);
+    // Closing the tab (or leaving the page) hangs up at once: the other person must not
+    // wait out the reconnect grace for someone who left on purpose.
+    this.onPageHide = () => {
+      if (this.ended) return;
+      const type =
+        this.state === "ringing"
+          ? this.role === "seller"
+            ? "cancel_call"
+            : "decline_call"
+          : "hang_up";
+      this.socket.send({ type, call_id: this.callId });
+    };
+    window.addEventListener("pagehide", this.onPageHide);
     // For diagnostics (and the browser tests): the live session and its peer connection.
     window.inboxcall = { ...(window.inboxcall ?? {}), call: this };
   }
@@ -653,6 +666,7 @@ export class CallSession {
     clearInterval(this.clockTimer);
     clearTimeout(this.disconnectTimer);
     for (const off of this.unsubscribe) off();
+    window.removeEventListener("pagehide", this.onPageHide);
     this.pc?.close();
     stopStream(this.stream);
     el.yourVideo.srcObject = null;
