@@ -133,7 +133,7 @@ async def media_ctx(app: web.Application) -> AsyncIterator[None]:
             ice_host_addresses=addresses,
             udp_receive_buffer_bytes=settings.media_udp_receive_buffer_bytes,
             log_format=settings.log_format,
-            node_name=settings.node_name,
+            node_name=settings.resolved_node_name,
         )
         await pool.start()
         host = pool

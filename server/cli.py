@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
             where = f"{name}: " if error["loc"] else ""
             print(f"inboxcall: bad setting: {where}{error['msg']}", file=sys.stderr)
         return 2
-    configure_logging(settings.log_format, settings.node_name)
+    configure_logging(settings.log_format, settings.resolved_node_name)
     if args.command == "serve":
         from signaling import aiortc_patches
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import socket
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
@@ -79,8 +78,9 @@ class Settings(BaseSettings):
     metrics_port: int = Field(default=0, ge=0, le=65535)
     metrics_host: str = "127.0.0.1"
     log_format: Literal["text", "json"] = "text"
-    # Names this process in every log line (``node``); the host name unless set.
-    node_name: str = Field(default_factory=socket.gethostname, min_length=1, max_length=128)
+    # Names this process in every log line (``node``); unset: the cluster node id (see
+    # ``node_id``), so that nodes sharing a machine tell their lines apart.
+    node_name: str | None = Field(default=None, min_length=1, max_length=128)
     # Bounded connections (server/connection_limits.py). Small values are for tests.
     http_header_timeout_seconds: float = Field(default=10.0, gt=0, le=600)
     http_body_timeout_seconds: float = Field(default=15.0, gt=0, le=600)
@@ -142,6 +142,14 @@ class Settings(BaseSettings):
                 return "sqlite+aiosqlite:///" + url[len("sqlite:///") :]
             return url
         return f"sqlite+aiosqlite:///{(self.data_dir / 'inboxcall.sqlite3').resolve()}"
+
+    @property
+    def resolved_node_name(self) -> str:
+        if self.node_name:
+            return self.node_name
+        from server.cluster.node import resolve_node_id
+
+        return resolve_node_id(self.node_id, self.data_dir)
 
     @property
     def resolved_media_workers(self) -> int:

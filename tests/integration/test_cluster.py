@@ -5,6 +5,7 @@ and Redis going away mid-run. aiortc peers in this process play the browsers."""
 from __future__ import annotations
 
 import asyncio
+import signal
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -238,3 +239,31 @@ async def test_redis_going_away_loses_nothing(cluster: Cluster, clip: EncodedCli
 async def _bus_ok(cluster: Cluster, name: str) -> bool:
     _, body = await cluster.nodes[name].readyz()
     return bool(body["bus"] == "ok")
+
+
+async def test_a_rolling_restart_drops_no_call_of_the_other_node(
+    cluster: Cluster, clip: EncodedClip
+) -> None:
+    """Node b owns the call; the buyer's socket is on a, which restarts (SIGTERM, then up
+    again): the call goes on and the buyer re-attaches through the restarted node."""
+    call_id, seller, buyer = await call_across(cluster, clip, "roll", owner="b", other="a")
+    await cluster.nodes["a"].kill(signal.SIGTERM)
+    assert cluster.nodes["a"].process is not None
+    assert cluster.nodes["a"].process.returncode == 0
+    # The seller on b hears that the buyer's socket went, and the call waits for them.
+    lost = await seller.ws.wait_for("peer_connection_state", lambda m: m["state"] == "reconnecting")
+    assert lost["user_id"] == buyer.ws.user_id
+    before = len(seller.media.received["video"])
+    await cluster.progress.wait_for(
+        lambda: len(seller.media.received["video"]) >= before + 30,
+        "media goes on while the buyer's node restarts",
+    )
+    restarted = await cluster.restart("a")
+    back = await cluster.people[buyer.ws.user_id].socket(restarted)
+    state = await back.wait_for("call_state", lambda m: m["call_id"] == call_id)
+    assert state["state"] == "active"
+    again = await seller.ws.wait_for("peer_connection_state", lambda m: m["state"] == "connected")
+    assert again["user_id"] == buyer.ws.user_id
+    await back.ok("hang_up", call_id=call_id)
+    ended = await seller.ws.call_state("ended")
+    assert ended["end_reason"] == "hung_up"
