@@ -41,6 +41,7 @@ from server.media.local_host import (
     StagingRecorders,
     sink_factory_from,
 )
+from server.media.staging_space import StagingSpace
 from server.media.worker_pool import MediaWorkerPool
 from server.metrics.endpoint import metrics_ctx
 from server.recording_service import RecordingService, check_store, make_store
@@ -115,17 +116,20 @@ async def media_ctx(app: web.Application) -> AsyncIterator[None]:
     0) this process. ICE gathers host candidates only on the configured addresses."""
     settings = app[SETTINGS]
     addresses = settings.ice_host_address_list or None
+    space = StagingSpace(settings.recording_staging_dir, settings.staging_min_free_bytes)
     host: MediaHost
     if settings.resolved_media_workers == 0:
         aiortc_patches.limit_ice_host_addresses(addresses)
         aiortc_patches.set_udp_receive_buffer(settings.media_udp_receive_buffer_bytes)
-        staging = StagingRecorders(settings.recording_staging_dir)
+        staging = StagingRecorders(
+            settings.recording_staging_dir, budget_bytes=settings.staging_bytes_per_call
+        )
 
         def sink_factory() -> SinkFactory:
             seam = app.get(RECORDING_SINK_FACTORY)
             return staging if seam is None else sink_factory_from(seam)
 
-        host = LocalMediaHost(sink_factory)
+        host = LocalMediaHost(sink_factory, staging_space=space)
     else:
         pool = MediaWorkerPool(
             settings.resolved_media_workers,
@@ -134,11 +138,15 @@ async def media_ctx(app: web.Application) -> AsyncIterator[None]:
             udp_receive_buffer_bytes=settings.media_udp_receive_buffer_bytes,
             log_format=settings.log_format,
             node_name=settings.resolved_node_name,
+            staging_space=space,
+            staging_budget_bytes=settings.staging_bytes_per_call,
         )
         await pool.start()
         host = pool
     app[MEDIA_HOST] = host
     app[READINESS_CHECKS]["media"] = lambda: _check_media(host)
+    # A node that cannot record a new call is not ready for one.
+    app[READINESS_CHECKS]["recording_staging"] = space.check
     try:
         yield
     finally:

@@ -43,6 +43,15 @@ class Settings(BaseSettings):
     media_workers: int | None = Field(default=None, ge=0, le=256)
     # SO_RCVBUF asked for every media socket (the kernel caps it at net.core.rmem_max).
     media_udp_receive_buffer_bytes: int = Field(default=2 * 1024 * 1024, ge=65536)
+    # Below this much free space in <data dir>/recording-staging the node takes no new
+    # calls (/readyz 503): room for the live calls to finish and be finalised, which copies
+    # each file once more. 2 GiB is about 4 h of one call's two sides at 1 Mbit/s each.
+    # 0: no floor.
+    staging_min_free_bytes: int = Field(default=2 * 1024**3, ge=0)
+    # Media bytes one call may write to staging (both participants); past it the recording
+    # stops and the call ends failed/recording_failed. 4 GiB: both sides at 2.5 Mbit/s for
+    # 1 h 50 min, or at a browser's usual 1 Mbit/s for 4.5 h.
+    staging_bytes_per_call: int = Field(default=4 * 1024**3, ge=64 * 1024)
 
     eligibility_activity_window_days: int = Field(default=14, ge=1, le=3650)
     call_attempt_limit: int = Field(default=5, ge=1, le=1000)

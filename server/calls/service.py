@@ -505,7 +505,8 @@ class CallService:
         except MediaUnavailableError as exc:
             log.warning("call=%s no media capacity: %s", call_id, exc)
             raise CallError(
-                ErrorCode.UNAVAILABLE, "calls cannot be placed right now; try again in a moment"
+                ErrorCode.UNAVAILABLE,
+                exc.words or "calls cannot be placed right now; try again in a moment",
             ) from None
 
     async def _start_recording(self, live: LiveCall) -> None:

@@ -20,7 +20,12 @@ recording failed); the call must end. On the serving loop; must not block."""
 
 
 class MediaUnavailableError(Exception):
-    """No media capacity for a new call (no live worker, or the host is closing)."""
+    """No media capacity for a new call (no live worker, the host is closing, no room to
+    record it). ``words``, when given, tell the caller why in words meant for people."""
+
+    def __init__(self, message: str, *, words: str | None = None) -> None:
+        super().__init__(message)
+        self.words = words
 
 
 @dataclass(frozen=True, slots=True)

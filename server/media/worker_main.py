@@ -43,6 +43,7 @@ class WorkerConfig(BaseModel):
     staging_dir: str
     ice_host_addresses: list[str] | None
     udp_receive_buffer_bytes: int
+    staging_budget_bytes: int | None = None
     log_level: str = "INFO"
     log_format: Literal["text", "json"] = "text"
     node_name: str = ""
@@ -76,7 +77,9 @@ class MediaWorker:
     def __init__(self, config: WorkerConfig, writer: asyncio.StreamWriter) -> None:
         self._config = config
         self._writer = writer
-        staging = StagingRecorders(Path(config.staging_dir))
+        staging = StagingRecorders(
+            Path(config.staging_dir), budget_bytes=config.staging_budget_bytes
+        )
         self._host = LocalMediaHost(lambda: staging, bridge_settings=BridgeSettings())
         self._lag = LoopLagSampler()
         self._tasks = OwnedTasks("media worker")

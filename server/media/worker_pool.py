@@ -20,8 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, Literal
 
-from recorder import FinalisedRecording, recover_recording
-from recorder.finalise import MANIFEST_SUFFIX
+from recorder import FinalisedRecording, recover_recording, recoverable_manifests
 from server.media import ipc
 from server.media.call_media import (
     CallMediaStats,
@@ -29,6 +28,7 @@ from server.media.call_media import (
     MediaFailureListener,
     MediaUnavailableError,
 )
+from server.media.staging_space import StagingSpace
 from server.media.worker_main import WorkerConfig
 from signaling.call_state import FailureDetail
 from signaling.media_errors import MediaNegotiationError
@@ -323,10 +323,8 @@ class RemoteCallMedia:
 
 def recover_call_recordings(directory: Path) -> list[FinalisedRecording]:
     """Finalise from disk what a dead worker left of one call (marked interrupted)."""
-    if not directory.is_dir():
-        return []
     recovered: list[FinalisedRecording] = []
-    for manifest in sorted(directory.glob(f"*{MANIFEST_SUFFIX}")):
+    for manifest in recoverable_manifests(directory):
         try:
             recovered.append(recover_recording(manifest))
         except Exception:
@@ -344,11 +342,15 @@ class MediaWorkerPool:
         udp_receive_buffer_bytes: int,
         log_format: Literal["text", "json"] = "text",
         node_name: str = "",
+        staging_space: StagingSpace | None = None,
+        staging_budget_bytes: int | None = None,
     ) -> None:
         if count < 1:
             raise ValueError("a media worker pool needs at least one worker")
         self._count = count
         self._staging = staging
+        self._staging_space = staging_space
+        self._staging_budget_bytes = staging_budget_bytes
         self._ice_host_addresses = ice_host_addresses
         self._udp_receive_buffer_bytes = udp_receive_buffer_bytes
         self._log_format: Literal["text", "json"] = log_format
@@ -364,6 +366,7 @@ class MediaWorkerPool:
             staging_dir=str(self._staging),
             ice_host_addresses=self._ice_host_addresses,
             udp_receive_buffer_bytes=self._udp_receive_buffer_bytes,
+            staging_budget_bytes=self._staging_budget_bytes,
             log_level=logging.getLevelName(logging.getLogger().getEffectiveLevel()),
             log_format=self._log_format,
             node_name=self._node_name,
@@ -420,6 +423,9 @@ class MediaWorkerPool:
         live = self._live_workers()
         if not live:
             raise MediaUnavailableError("no media worker is running on this node")
+        if self._staging_space is not None:
+            # The workers record into the node's staging folder, on this file system.
+            await self._staging_space.check()
         worker = min(live, key=lambda w: (len(w.calls), w.index))
         media = RemoteCallMedia(call_id, worker, self._staging, on_leg_state, on_failure)
         worker.calls[call_id] = media  # counted at once, so racing calls spread out
