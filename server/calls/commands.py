@@ -100,6 +100,8 @@ def error_reply(exc: Exception, request_id: int | None) -> ErrorMessage | None:
             return error_message(ErrorCode.SDP_INVALID, exc.message, request_id)
         case MediaNegotiationError() if exc.code == "bridge_closed":
             return error_message(ErrorCode.CALL_NOT_LIVE, "the call has ended", request_id)
+        case MediaNegotiationError() if exc.code == "rate_limited":
+            return error_message(ErrorCode.RATE_LIMITED, exc.message, request_id)
         case MediaBridgeError():
             return error_message(ErrorCode.NOT_ALLOWED, exc.message, request_id)
     return None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -52,10 +53,13 @@ class ReceivedFrames:
     progress: Progress
     frames: list[ReceivedFrame] = field(default_factory=list)
     codecs: set[str] = field(default_factory=set)
+    # time.monotonic() of each frame's arrival (for stall measurements).
+    arrivals: list[float] = field(default_factory=list)
 
     def add(self, codec: str, clock_rate: int, data: bytes, timestamp: int) -> None:
         self.codecs.add(codec)
         self.frames.append(ReceivedFrame(timestamp, data, is_keyframe(codec, data)))
+        self.arrivals.append(time.monotonic())
         self.progress.notify()
 
     def __len__(self) -> int:
