@@ -15,6 +15,8 @@ BENCHMARKS: list[list[str]] = [
     ["bench_recorder.py", "--seconds", "30"],
     # What a metrics scrape costs the event loop, by number of live calls.
     ["bench_metrics.py"],
+    # Junk datagrams and forged ICE checks against one call, the patches on and off.
+    ["bench_media_abuse.py"],
 ]
 
 

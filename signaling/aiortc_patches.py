@@ -56,7 +56,10 @@ Why each patch exists, and when it can go:
     * ``Connection.request_received`` does not answer checks from addresses outside that
       scope, nor from a new source address once ``MAX_PEER_REFLEXIVE_CANDIDATES``
       peer-reflexive candidates were learned; ``Connection.check_incoming`` enforces the
-      same cap on the checks aioice held back until ``connect()``.
+      same cap on the checks aioice held back until ``connect()``. A check that reached a
+      socket bound to loopback came from this host over ``lo`` whatever its source
+      address (Chromium on the same machine checks from its interface address): its path
+      is loopback, so it is answered, and the triggered check back stays on the host.
 
     Can go when aioice bounds its candidate and pair lists and takes an address policy.
   - ``aioice.ice.StunProtocol.datagram_received`` drops media datagrams (anything that
@@ -285,8 +288,23 @@ def _known_remote(connection: Any, addr: tuple[str, int]) -> bool:
     )
 
 
-def _admit_check(connection: Any, addr: tuple[str, int]) -> bool:
-    if not ice_address_allowed(addr[0], _own_host_addresses(connection)):
+def _over_loopback(protocol: Any) -> bool:
+    """Whether ``protocol``'s socket is bound to a loopback address: the kernel delivers
+    only this host's own traffic there (and sends nothing from it off the host), whatever
+    source address that traffic carries -- a browser on this machine checks from its
+    interface address (Chromium: 192.0.2.2 -> 127.0.0.1 over ``lo``)."""
+    candidate = getattr(protocol, "local_candidate", None)
+    return (
+        candidate is not None
+        and candidate.type == "host"
+        and address_scope(candidate.host) == "loopback"
+    )
+
+
+def _admit_check(connection: Any, addr: tuple[str, int], protocol: Any) -> bool:
+    if not (
+        _over_loopback(protocol) or ice_address_allowed(addr[0], _own_host_addresses(connection))
+    ):
         _ice.checks_out_of_scope += 1
         return False
     if _known_remote(connection, addr):
@@ -332,7 +350,7 @@ def _pair_remote_candidate(self: Any, remote_candidate: Any) -> None:
 
 
 def _request_received(self: Any, message: Any, addr: tuple[str, int], protocol: Any) -> None:
-    if not _admit_check(self, (addr[0], addr[1])):
+    if not _admit_check(self, (addr[0], addr[1]), protocol):
         return  # no answer: an unanswered check costs the sender, not us
     assert _state.original_request_received is not None
     _state.original_request_received(self, message, addr, protocol)
@@ -340,7 +358,7 @@ def _request_received(self: Any, message: Any, addr: tuple[str, int], protocol: 
 
 def _check_incoming(self: Any, message: Any, addr: tuple[str, int], protocol: Any) -> None:
     # Checks held back until connect() were admitted before the cap could count them.
-    if not _admit_check(self, (addr[0], addr[1])):
+    if not _admit_check(self, (addr[0], addr[1]), protocol):
         return
     assert _state.original_check_incoming is not None
     _state.original_check_incoming(self, message, addr, protocol)

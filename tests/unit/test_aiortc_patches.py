@@ -484,14 +484,78 @@ async def test_peer_reflexive_candidates_are_capped_and_out_of_scope_checks_unan
         await _until(lambda: _responses(clients[0]) == 1)
     after = aiortc_patches.ice_refusal_counts()
     assert after.peer_reflexive_over_cap == before.peer_reflexive_over_cap + 2 * cap
-    # A check from outside the scope of our loopback host address is not even answered.
-    request = aioice.stun.parse_message(_check(connection))
-    (protocol,) = connection._protocols
-    connection.request_received(request, ("10.1.2.3", 5000), protocol)
-    assert aiortc_patches.ice_refusal_counts().checks_out_of_scope == (
-        after.checks_out_of_scope + 1
-    )
-    assert not [c for c in connection._remote_candidates if c.host == "10.1.2.3"]
+    assert after.checks_out_of_scope == before.checks_out_of_scope
+
+
+async def test_a_check_over_loopback_from_this_hosts_own_address_is_answered(
+    connection: aioice.ice.Connection,
+) -> None:
+    """Chromium on the same machine checks our 127.0.0.1 port from its interface address:
+    what reaches a loopback socket comes from this host, so its path is loopback."""
+    private = _machine_private_address()
+    if private is None:
+        pytest.skip("this machine has no private address to send from")
+    aiortc_patches.install_global_patches()
+    connection._early_checks_done = True
+    before = aiortc_patches.ice_refusal_counts()
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+        udp.bind((private, 0))
+        udp.setblocking(False)
+        udp.sendto(_check(connection), ("127.0.0.1", _port(connection)))
+        await _until(lambda: _responses(udp) == 1)
+    assert aiortc_patches.ice_refusal_counts().checks_out_of_scope == before.checks_out_of_scope
+    assert [c.host for c in connection._remote_candidates] == [private]
+
+
+def _machine_private_address() -> str | None:
+    with contextlib.suppress(OSError), socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+        udp.connect(("192.0.2.254", 9))  # sends nothing: picks the route's source address
+        address = str(udp.getsockname()[0])
+        if aiortc_patches.address_scope(address) == "private":
+            return address
+    return None
+
+
+async def test_checks_from_outside_the_scope_of_a_private_host_address_are_unanswered() -> None:
+    """A media node on a private address answers its LAN, not loopback or link-local."""
+    private = _machine_private_address()
+    if private is None:
+        pytest.skip("this machine has no private address to bind")
+    aiortc_patches.install_global_patches()
+    aiortc_patches.limit_ice_host_addresses([private])
+    connection = aioice.ice.Connection(ice_controlling=False)
+    try:
+        await connection.gather_candidates()
+        connection.remote_username, connection.remote_password = "remote", "r" * 22
+        connection._early_checks_done = True
+        before = aiortc_patches.ice_refusal_counts()
+        target = (private, _port(connection))
+        with contextlib.ExitStack() as stack:
+            local = stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
+            lan = stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
+            local.bind(("127.0.0.1", 0))
+            lan.bind((private, 0))
+            for udp in (local, lan):
+                udp.setblocking(False)
+                udp.sendto(_check(connection), target)
+            await _until(lambda: _responses(lan) == 1)
+            await _until(
+                lambda: (
+                    aiortc_patches.ice_refusal_counts().checks_out_of_scope
+                    == before.checks_out_of_scope + 1
+                )
+            )
+            assert _responses(local) == 0
+        (protocol,) = connection._protocols
+        request = aioice.stun.parse_message(_check(connection))
+        connection.request_received(request, ("169.254.7.7", 5000), protocol)
+        assert aiortc_patches.ice_refusal_counts().checks_out_of_scope == (
+            before.checks_out_of_scope + 2
+        )
+        assert {c.host for c in connection._remote_candidates} == {private}
+    finally:
+        await connection.close()
+        aiortc_patches.limit_ice_host_addresses(None)
 
 
 async def test_remote_candidates_mdns_and_scope(connection: aioice.ice.Connection) -> None:

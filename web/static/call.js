@@ -377,6 +377,9 @@ export class CallSession {
 
   sendCandidate(generation, candidate) {
     if (generation !== this.generation || this.ended) return;
+    // The server refuses mDNS (.local) candidates (DESIGN.md section 8, ICE scope); it
+    // learns this browser's address from its connectivity checks instead.
+    if (candidate?.candidate && / [^ ]+\.local /i.test(candidate.candidate)) return;
     const message = {
       type: "ice_candidate",
       call_id: this.callId,
