@@ -6,7 +6,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.clock import utcnow
 from server.db.models import Message, Thread
-from signaling.contact_details import contains_contact_details
+from moderation.contact_details import contains_contact_details
 
 CONTACT_DETAILS_FLAG = "contact_details"
 

@@ -62,7 +62,7 @@ from server.errors import ApiError, error_response, not_found
 from server.policy import effective_policy
 from server.recording_service import DELETABLE_STATES, delete_bytes, tombstone_recording
 from server.serialize import user_out
-from signaling.contact_details import find_contact_details
+from moderation.contact_details import find_contact_details
 
 CallId = Annotated[str, Field(min_length=1, max_length=64)]
 RecordingId = Annotated[str, Field(min_length=1, max_length=64)]

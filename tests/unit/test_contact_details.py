@@ -8,7 +8,7 @@ from contact_details_corpus import CONTACT_DETAILS_CORPUS
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from signaling.contact_details import (
+from moderation.contact_details import (
     _FORMAT_CHARACTER,
     ContactDetailsKind,
     contains_contact_details,
