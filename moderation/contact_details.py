@@ -20,10 +20,12 @@ from __future__ import annotations
 
 import itertools
 import re
-import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Final, Literal
+
+from moderation.normalise import NormalisedText, normalise
+from moderation.phones import is_valid_phone_number
 
 ContactDetailsKind = Literal["phone", "email", "messenger", "off_platform_request", "link"]
 
@@ -42,11 +44,11 @@ def contains_contact_details(text: str) -> bool:
 def find_contact_details(text: str) -> list[ContactDetailsHit]:
     if not text:
         return []
-    normalised = _normalise(text)
+    normalised = normalise(text)
     candidates: list[tuple[ContactDetailsKind, int, int]] = []
     candidates.extend(_find_links(normalised.text))
     candidates.extend(_find_emails(normalised.text))
-    candidates.extend(_find_phones(normalised.text))
+    candidates.extend(_find_phones(normalised))
     candidates.extend(_find_messengers(normalised.text))
     candidates.extend(_find_off_platform_requests(normalised.text, text, normalised))
     merged = _merge_overlapping(candidates)
@@ -54,176 +56,6 @@ def find_contact_details(text: str) -> list[ContactDetailsHit]:
         ContactDetailsHit(kind, *normalised.original_span(start, end))
         for kind, start, end in merged
     ]
-
-
-# ---------------------------------------------------------------------------------------
-# Normalisation
-
-
-@dataclass(frozen=True, slots=True)
-class _NormalisedText:
-    text: str
-    # origin[i] is the index in the original text of normalised character i; one extra
-    # entry at the end holds the original length so an end offset maps cleanly. None when
-    # normalising kept every index (plain ASCII), which spares building the list.
-    origin: list[int] | None
-
-    def original_span(self, start: int, end: int) -> tuple[int, int]:
-        if self.origin is None:
-            return start, max(start, end)
-        if end <= start:
-            return self.origin[start], self.origin[start]
-        return self.origin[start], self.origin[end - 1] + 1
-
-
-# Letters that NFKC leaves alone but that people use to dodge filters ("gm\u0430il" with a
-# Cyrillic a). Only lower-case forms are needed because casefolding runs first.
-_LOOKALIKES: Final = str.maketrans(
-    {
-        "\u0430": "a",  # cyrillic small letter a
-        "\u0432": "b",  # cyrillic small letter ve
-        "\u0435": "e",  # cyrillic small letter ie
-        "\u0451": "e",  # cyrillic small letter io
-        "\u043a": "k",  # cyrillic small letter ka
-        "\u043c": "m",  # cyrillic small letter em
-        "\u043d": "h",  # cyrillic small letter en
-        "\u043e": "o",  # cyrillic small letter o
-        "\u0440": "p",  # cyrillic small letter er
-        "\u0441": "c",  # cyrillic small letter es
-        "\u0442": "t",  # cyrillic small letter te
-        "\u0443": "y",  # cyrillic small letter u
-        "\u0445": "x",  # cyrillic small letter ha
-        "\u0456": "i",  # cyrillic small letter byelorussian-ukrainian i
-        "\u0458": "j",  # cyrillic small letter je
-        "\u0455": "s",  # cyrillic small letter dze
-        "\u0501": "d",  # cyrillic small letter komi de
-        "\u0261": "g",  # latin small letter script g
-        "\u029c": "h",  # latin letter small capital h
-        "\u028c": "h",  # latin small letter turned v
-        "\u026a": "i",  # latin letter small capital i
-        "\u029f": "l",  # latin letter small capital l
-        "\u0274": "n",  # latin letter small capital n
-        "\u1d0f": "o",  # latin letter small capital o
-        "\u0280": "r",  # latin letter small capital r
-        "\u1d1b": "t",  # latin letter small capital t
-        "\u03b1": "a",  # greek small letter alpha
-        "\u03b5": "e",  # greek small letter epsilon
-        "\u03b9": "i",  # greek small letter iota
-        "\u03ba": "k",  # greek small letter kappa
-        "\u03bd": "v",  # greek small letter nu
-        "\u03bf": "o",  # greek small letter omicron
-        "\u03c1": "p",  # greek small letter rho
-        "\u03c4": "t",  # greek small letter tau
-        "\u03c5": "u",  # greek small letter upsilon
-        "\u03c7": "x",  # greek small letter chi
-        "\u2010": "-",
-        "\u2011": "-",
-        "\u2012": "-",
-        "\u2013": "-",
-        "\u2014": "-",
-        "\u2015": "-",
-        "\u2212": "-",
-        "\u3002": ".",
-        "\u2024": ".",
-        "\u00b7": ".",
-        "\u2019": "'",
-        "\u2018": "'",
-    }
-)
-
-_NON_ASCII_RUN: Final = re.compile(r"[^\x00-\x7f]+")
-# Unicode category Cf (format characters: zero-width spaces and joiners, bidi controls,
-# soft hyphen, tags). A unit test checks this list against unicodedata.
-_FORMAT_CHARACTER: Final = re.compile(
-    "[\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b-\u200f"
-    "\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb\U000110bd\U000110cd"
-    "\U00013430-\U0001343f\U0001bca0-\U0001bca3\U0001d173-\U0001d17a\U000e0001"
-    "\U000e0020-\U000e007f]"
-)
-
-# "w h a t s a p p", "g m a i l . c o m": three or more single letters, one space apart.
-_SPELLED_LETTERS: Final = re.compile(r"(?<![a-z0-9])[a-z](?: [a-z]){2,60}(?![a-z0-9])")
-
-
-def _normalise(text: str) -> _NormalisedText:
-    origin: list[int] | None
-    if text.isascii():
-        folded = text.lower()
-        origin = None
-    elif (
-        len(whole := unicodedata.normalize("NFKC", text).casefold()) == len(text)
-        and _FORMAT_CHARACTER.search(text) is None
-    ):
-        # The common case (Cyrillic prose, fullwidth digits): one character for one.
-        folded = whole.translate(_LOOKALIKES)
-        origin = None
-    else:
-        pieces: list[str] = []
-        origin = []
-        cursor = 0
-        for run in _NON_ASCII_RUN.finditer(text):
-            run_start, run_end = run.span()
-            if run_start > cursor:
-                pieces.append(text[cursor:run_start].lower())
-                origin.extend(range(cursor, run_start))
-            run_text = run.group()
-            folded_run = unicodedata.normalize("NFKC", run_text).casefold()
-            if len(folded_run) == len(run_text) and _FORMAT_CHARACTER.search(run_text) is None:
-                # The common case (Cyrillic prose, fullwidth digits): one character each.
-                pieces.append(folded_run.translate(_LOOKALIKES))
-                origin.extend(range(run_start, run_end))
-            else:
-                _normalise_per_character(text, run_start, run_end, pieces, origin)
-            cursor = run_end
-        if cursor < len(text):
-            pieces.append(text[cursor:].lower())
-            origin.extend(range(cursor, len(text)))
-        origin.append(len(text))
-        folded = "".join(pieces)
-    if _has_spelled_letters(folded) and _SPELLED_LETTERS.search(folded) is not None:
-        if origin is None:
-            origin = list(range(len(folded) + 1))
-        folded, origin = _close_up_spelled_letters(folded, origin)
-    return _NormalisedText(folded, origin)
-
-
-def _normalise_per_character(
-    text: str, start: int, end: int, pieces: list[str], origin: list[int]
-) -> None:
-    for index in range(start, end):
-        character = text[index]
-        if unicodedata.category(character) == "Cf":
-            continue
-        replacement = unicodedata.normalize("NFKC", character).casefold().translate(_LOOKALIKES)
-        pieces.append(replacement)
-        origin.extend([index] * len(replacement))
-
-
-def _has_spelled_letters(folded: str) -> bool:
-    """Cheap pre-check for _SPELLED_LETTERS: three single-character words in a row."""
-    in_a_row = 0
-    for word in folded.split():
-        in_a_row = in_a_row + 1 if len(word) == 1 else 0
-        if in_a_row == 3:
-            return True
-    return False
-
-
-def _close_up_spelled_letters(folded: str, origin: list[int]) -> tuple[str, list[int]]:
-    pieces: list[str] = []
-    new_origin: list[int] = []
-    cursor = 0
-    for run in _SPELLED_LETTERS.finditer(folded):
-        run_start, run_end = run.span()
-        pieces.append(folded[cursor:run_start])
-        new_origin.extend(origin[cursor:run_start])
-        for index in range(run_start, run_end, 2):
-            pieces.append(folded[index])
-            new_origin.append(origin[index])
-        cursor = run_end
-    pieces.append(folded[cursor:])
-    new_origin.extend(origin[cursor:])
-    return "".join(pieces), new_origin
 
 
 # ---------------------------------------------------------------------------------------
@@ -388,7 +220,7 @@ _PHONE_RUN: Final = re.compile(
 )
 _PHONE_MIN_DIGITS: Final = 7
 _PHONE_MAX_DIGITS: Final = 15  # E.164
-_PHONE_PLAIN_MIN_DIGITS: Final = 10
+_PHONE_PLAIN_MIN_DIGITS: Final = 9
 _PHONE_CONTEXT_CHARS: Final = 40
 
 # Written before a number that is NOT a phone number: identifiers of all sorts.
@@ -396,7 +228,9 @@ _PHONE_NEGATIVE_CONTEXT: Final = re.compile(
     r"(?:\b(?:order|orders|invoice|inv|isbn|issn|ean|upc|gtin|sku|asin|ticket|tracking|track"
     r"|ref|reference|serial|card|iban|account|acct|routing|swift|bic|po|batch|lot|build"
     r"|version|ver|model|part|item|receipt|transaction|txn|booking|confirmation|pnr|vat|tax"
-    r"|ein|ssn|id|property|patent|doi|code|pin|zip|postcode|row|rows|license|licence|key)"
+    r"|ein|ssn|id|property|patent|doi|code|pin|zip|postcode|row|rows|license|licence|key"
+    r"|pedido|bestell\w*|commande|facture|rechnung|factura|fatura|auftrag|case|p/n|pn|ean"
+    r"|lotto|lottery|draw|picks|pages?|chapters?|scenes?|slides?|ids|crc\w*|mask|hex|binary)"
     r"(?: ?(?:numbers?|nos?\.?|num|nr|#|ids?|codes?))?"
     r"|#)[ :.#-]*"
 )
@@ -404,7 +238,13 @@ _PHONE_NEGATIVE_CONTEXT: Final = re.compile(
 _PHONE_CUE: Final = re.compile(
     r"\b(?:phone|ph|mobile|mob|cell|cellphone|tel|telephone|number|numbers|num|no\.|nr"
     r"|digits|call|ring|text|sms|whats ?app|wa|viber|signal|telegram|tg|contact|reach|dial"
-    r"|landline|line|hotline|fax|me at|me on|i am on|i'm on|mine)\b"
+    r"|landline|line|hotline|fax|me at|me on|i am on|i'm on|mine"
+    # Spanish, Portuguese, French, German, Italian, Hindi/Urdu, Arabic, Persian, Hindi,
+    # Chinese, Korean, Japanese
+    r"|número|numero|teléfono|telefono|telefone|téléphone|tél|celular|cel|móvil|movil"
+    r"|portable|handy|handynummer|nummer|rufnummer|llámame|llamame|llama|ligar|liga"
+    r"|appelle|ruf|chiamami|mobile number|contato|contacto|rabta|zap|whats"
+    r"|رقم|رقمي|هاتفي|جوالي|شماره|شمارم|تلفن|नंबर|मोबाइल|फ़ोन|电话|手机|手机号|号码|번호|電話)\b"
 )
 _CURRENCY_BEFORE: Final = re.compile(r"(?:[$€£¥₹₽]|\b(?:usd|eur|gbp|rs\.?|inr|rub))\s?$")
 _QUANTITY_AFTER: Final = re.compile(
@@ -473,8 +313,10 @@ def _parse_digit_run(normalised: str, start: int, end: int) -> _DigitRun:
     return run
 
 
-def _find_phones(normalised: str) -> Iterator[tuple[ContactDetailsKind, int, int]]:
+def _find_phones(mapping: NormalisedText) -> Iterator[tuple[ContactDetailsKind, int, int]]:
+    normalised = mapping.text
     for run in _digit_runs(normalised):
+        run.spelled_digits += mapping.spelled_within(run.start, run.end)
         if _is_phone_number(normalised, run):
             start = run.start
             while start > 0 and normalised[start - 1] in "+(" and run.start - start < 2:
@@ -501,8 +343,9 @@ def _is_phone_number(normalised: str, run: _DigitRun) -> bool:
     if negative_end >= 0 and negative_end >= cue_end:
         return False
     international = before.endswith(("+", "+(", "+ "))
-    explicitly_a_phone = cue_end >= 0 or international or _PHONE_CUE.match(after.lstrip(" -,"))
-    if explicitly_a_phone:
+    if international and is_valid_phone_number(run.digits, international=True):
+        return True
+    if cue_end >= 0 or _PHONE_CUE.match(after.lstrip(" -,")):
         return True
 
     looks_like_something_else = (
@@ -516,7 +359,11 @@ def _is_phone_number(normalised: str, run: _DigitRun) -> bool:
     disguised = run.spelled_digits >= 3 or run.letter_o_for_zero
     if disguised:
         return True
-    return digit_count >= _PHONE_PLAIN_MIN_DIGITS
+    # No cue and no disguise: only a number some country assigns, by libphonenumber's
+    # metadata, with enough digits that a short reference does not pass for one.
+    return digit_count >= _PHONE_PLAIN_MIN_DIGITS and is_valid_phone_number(
+        run.digits, international=False
+    )
 
 
 def _is_monotonic_list(groups: list[str]) -> bool:
@@ -1145,7 +992,7 @@ _NOT_A_NAME: Final = frozenset((
 
 
 def _find_off_platform_requests(
-    normalised: str, original: str, mapping: _NormalisedText
+    normalised: str, original: str, mapping: NormalisedText
 ) -> Iterator[tuple[ContactDetailsKind, int, int]]:
     for anchored in _OFF_PLATFORM_REQUESTS:
         for match in _anchored_matches(normalised, anchored):
@@ -1156,7 +1003,7 @@ def _find_off_platform_requests(
 
 
 def _is_direct_contact_request(
-    normalised: str, original: str, mapping: _NormalisedText, match: re.Match[str]
+    normalised: str, original: str, mapping: NormalisedText, match: re.Match[str]
 ) -> bool:
     start, end = match.span()
     before = normalised[max(0, start - 40) : start]

@@ -25,6 +25,7 @@ def message_out(message: Message) -> MessageOut:
         kind=message.kind,
         text=message.text,
         flags=list(message.flags or []),
+        joins=list(message.joins_message_ids or []),
         call_id=message.call_id,
         created_at=message.created_at,
     )

@@ -18,6 +18,7 @@ from pydantic import Field
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from moderation.contact_details import find_contact_details
 from recorder.storage import ObjectNotFoundError
 from server.api.openapi import api_handler
 from server.api.schemas import (
@@ -62,7 +63,6 @@ from server.errors import ApiError, error_response, not_found
 from server.policy import effective_policy
 from server.recording_service import DELETABLE_STATES, delete_bytes, tombstone_recording
 from server.serialize import user_out
-from moderation.contact_details import find_contact_details
 
 CallId = Annotated[str, Field(min_length=1, max_length=64)]
 RecordingId = Annotated[str, Field(min_length=1, max_length=64)]
