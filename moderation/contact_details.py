@@ -24,10 +24,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Final, Literal
 
+from moderation.invitations import find_invitations, is_refusal
 from moderation.normalise import NormalisedText, normalise
+from moderation.payments import find_payments
 from moderation.phones import is_valid_phone_number
 
-ContactDetailsKind = Literal["phone", "email", "messenger", "off_platform_request", "link"]
+ContactDetailsKind = Literal[
+    "phone", "email", "messenger", "off_platform_request", "link", "payment", "meeting"
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,17 +55,40 @@ def find_contact_details(text: str) -> list[ContactDetailsHit]:
     candidates.extend(_find_phones(normalised))
     candidates.extend(_find_messengers(normalised.text))
     candidates.extend(_find_off_platform_requests(normalised.text, text, normalised))
+    candidates.extend(find_invitations(normalised.text))
+    # A refusal ("I can't share my number") names contact details without giving any.
+    candidates = [
+        (kind, start, end)
+        for kind, start, end in candidates
+        if kind not in _REFUSABLE or not is_refusal(normalised.text, start, end)
+    ]
     merged = _merge_overlapping(candidates)
-    return [
+    hits = [
         ContactDetailsHit(kind, *normalised.original_span(start, end))
         for kind, start, end in merged
     ]
+    for start, end, in_original in find_payments(normalised.text, text):
+        span = (start, end) if in_original else normalised.original_span(start, end)
+        hits.append(ContactDetailsHit("payment", *span))
+    if len(hits) > len(merged):
+        hits = _merge_hits(hits)
+    return hits
+
+
+_REFUSABLE: Final = frozenset(("off_platform_request", "messenger"))
+
+
+def _merge_hits(hits: list[ContactDetailsHit]) -> list[ContactDetailsHit]:
+    merged = _merge_overlapping([(hit.kind, hit.start, hit.end) for hit in hits])
+    return [ContactDetailsHit(kind, start, end) for kind, start, end in merged]
 
 
 # ---------------------------------------------------------------------------------------
 # Overlaps: the UI highlights one span per region, labelled with the most specific kind.
 
 _KIND_PRIORITY: Final[dict[ContactDetailsKind, int]] = {
+    "payment": 7,
+    "meeting": 6,
     "link": 5,
     "email": 4,
     "phone": 3,

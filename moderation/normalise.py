@@ -421,7 +421,7 @@ def _spoken_digits(values: list[tuple[str, int]]) -> str:
     return "".join(str(number) for number in numbers)
 
 
-def _number_word_edits(folded: str) -> list[tuple[int, int, str]]:
+def _number_word_edits(folded: str, low: int, high: int) -> list[tuple[int, int, str]]:
     """Runs of number words (with digit groups among them) rewritten as digits."""
     edits: list[tuple[int, int, str]] = []
     run: list[tuple[int, int, str, int]] = []  # (start, end, kind, value)
@@ -437,7 +437,7 @@ def _number_word_edits(folded: str) -> list[tuple[int, int, str]]:
         run.clear()
 
     previous_end = -1
-    for token in _NUMBER_TOKEN.finditer(folded):
+    for token in _NUMBER_TOKEN.finditer(folded, low, high):
         start, end = token.span()
         gap = folded[previous_end:start] if previous_end >= 0 else ""
         word = token.group()
@@ -486,20 +486,52 @@ def _rebuild(run: list[tuple[int, int, str, int]], folded: str) -> str:
     return "".join(pieces)
 
 
-_NUMBER_ANCHOR: Final = re.compile(
-    r"(?<![a-z])(?:"
-    + "|".join(sorted(map(re.escape, _NUMBER_WORDS), key=len, reverse=True))
-    + r")(?![a-z])"
+_Trie = dict[str, "_Trie"]
+
+
+def _trie_pattern(words: list[str]) -> str:
+    """One regular expression for many words, as a trie: the engine never tries a word
+    whose first letters already failed, which an alternation of 300 words would."""
+    trie: _Trie = {}
+    for word in words:
+        node = trie
+        for character in word:
+            node = node.setdefault(character, {})
+        node[""] = {}
+
+    def pattern(node: _Trie) -> str:
+        ends = "" in node
+        branches = [
+            re.escape(character) + pattern(child)
+            for character, child in sorted(node.items())
+            if character
+        ]
+        if not branches:
+            return ""
+        body = branches[0] if len(branches) == 1 else "(?:" + "|".join(branches) + ")"
+        return f"(?:{body})?" if ends else body
+
+    return pattern(trie)
+
+
+_NUMBER_WORD_PATTERN: Final = _trie_pattern(list(_NUMBER_WORDS) + list(_REPEATERS))
+_WORD_EDGE: Final = r"(?![a-zßäöüéêèóôíúãõç])"
+# A run worth reading in Python: a number word, then more number words, digit groups or
+# connectors, each a short gap apart. Most messages have none, and the scan stays in C.
+_NUMBER_RUN: Final = re.compile(
+    rf"(?<![a-zßäöüéêèóôíúãõç0-9])(?:{_NUMBER_WORD_PATTERN}|[0-9]+){_WORD_EDGE}"
+    rf"(?:[\s,./\-()]{{0,4}}(?:{_NUMBER_WORD_PATTERN}|[0-9]+|y|e|et|und|and){_WORD_EDGE}){{1,60}}"
 )
 
 
 def _split_hyphenated_numbers(folded: str) -> str:
     """ "trente-quatre" and "quatre-vingt-dix" read as separate number words."""
-    return re.sub(
-        r"(?<=[a-zéû])-(?=(?:" + "|".join(map(re.escape, _NUMBER_WORDS)) + r")(?![a-z]))",
-        " ",
-        folded,
-    )
+    if "-" not in folded:
+        return folded
+    return _HYPHEN_BETWEEN_NUMBERS.sub(" ", folded)
+
+
+_HYPHEN_BETWEEN_NUMBERS: Final = re.compile(rf"(?<=[a-zéû])-(?={_NUMBER_WORD_PATTERN}(?![a-z]))")
 
 
 # ---------------------------------------------------------------------------------------
@@ -514,10 +546,14 @@ def normalise(text: str) -> NormalisedText:
         if edits:
             folded, origin = _apply_edits(folded, origin, edits)
     spelled: list[tuple[int, int]] = []
-    if _count_number_words(folded) >= _RUN_MIN_WORDS:
+    if _NUMBER_RUN.search(folded) is not None:
         # Hyphens inside spoken numbers only separate words: one character for one.
         split = _split_hyphenated_numbers(folded)
-        number_edits = _number_word_edits(split)
+        number_edits = [
+            edit
+            for run in _NUMBER_RUN.finditer(split)
+            for edit in _number_word_edits(split, run.start(), run.end())
+        ]
         if number_edits:
             folded, origin = _apply_edits(split, origin, number_edits)
             shift = 0
@@ -525,12 +561,3 @@ def normalise(text: str) -> NormalisedText:
                 spelled.append((start + shift, start + shift + len(replacement)))
                 shift += len(replacement) - (end - start)
     return NormalisedText(folded, origin, tuple(spelled))
-
-
-def _count_number_words(folded: str) -> int:
-    count = 0
-    for _ in _NUMBER_ANCHOR.finditer(folded):
-        count += 1
-        if count >= _RUN_MIN_WORDS:
-            break
-    return count
