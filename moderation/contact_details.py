@@ -18,13 +18,16 @@ shape, or an explicit cue such as "my number", a leading "+", or digits spelled 
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Final, Literal
 
+from moderation import invitations, payments
 from moderation.invitations import find_invitations, is_refusal
+from moderation.keywords import Keywords, KeywordScan, Span, windows
 from moderation.normalise import NormalisedText, normalise
 from moderation.payments import find_payments
 from moderation.phones import is_valid_phone_number
@@ -49,25 +52,30 @@ def find_contact_details(text: str) -> list[ContactDetailsHit]:
     if not text:
         return []
     normalised = normalise(text)
+    found = _KEYWORD_SCAN.scan(normalised.text)
     candidates: list[tuple[ContactDetailsKind, int, int]] = []
-    candidates.extend(_find_links(normalised.text))
-    candidates.extend(_find_emails(normalised.text))
-    candidates.extend(_find_phones(normalised))
-    candidates.extend(_find_messengers(normalised.text))
-    candidates.extend(_find_off_platform_requests(normalised.text, text, normalised))
-    candidates.extend(find_invitations(normalised.text))
+    candidates.extend(_find_links(normalised.text, found))
+    candidates.extend(_find_emails(normalised.text, found))
+    candidates.extend(_find_phones(normalised, found))
+    candidates.extend(_find_messengers(normalised.text, found))
+    candidates.extend(_find_off_platform_requests(normalised.text, text, normalised, found))
+    candidates.extend(find_invitations(normalised.text, found))
     # A refusal ("I can't share my number") names contact details without giving any.
-    candidates = [
-        (kind, start, end)
-        for kind, start, end in candidates
-        if kind not in _REFUSABLE or not is_refusal(normalised.text, start, end)
-    ]
+    if refusals := found.get("refusal"):
+        refusal_starts = [start for start, _ in refusals]
+        candidates = [
+            (kind, start, end)
+            for kind, start, end in candidates
+            if kind not in _REFUSABLE
+            or not _near_refusal_word(refusal_starts, start, end)
+            or not is_refusal(normalised.text, start, end)
+        ]
     merged = _merge_overlapping(candidates)
     hits = [
         ContactDetailsHit(kind, *normalised.original_span(start, end))
         for kind, start, end in merged
     ]
-    for start, end, in_original in find_payments(normalised.text, text):
+    for start, end, in_original in find_payments(normalised.text, text, found):
         span = (start, end) if in_original else normalised.original_span(start, end)
         hits.append(ContactDetailsHit("payment", *span))
     if len(hits) > len(merged):
@@ -76,6 +84,12 @@ def find_contact_details(text: str) -> list[ContactDetailsHit]:
 
 
 _REFUSABLE: Final = frozenset(("off_platform_request", "messenger"))
+
+
+def _near_refusal_word(refusal_starts: list[int], start: int, end: int) -> bool:
+    """Whether a refusal's keyword starts where :func:`is_refusal` would look for it."""
+    index = bisect.bisect_left(refusal_starts, start - invitations.REFUSAL_BEFORE)
+    return index < len(refusal_starts) and refusal_starts[index] < end + invitations.REFUSAL_AFTER
 
 
 def _merge_hits(hits: list[ContactDetailsHit]) -> list[ContactDetailsHit]:
@@ -116,54 +130,20 @@ def _merge_overlapping(
 
 # ---------------------------------------------------------------------------------------
 # Windows: a full scan by the regex engine costs tens of microseconds per pattern on a 2 KB
-# message, so most patterns only run near a cheap anchor (a platform name, "@", "/").
+# message, so most patterns only run near their keywords (a platform name, "@", "/"),
+# found for all of them at once by one scan (moderation.keywords). Each finder names the
+# keywords it needs in _KEYWORDS, collected for that scan at the end of the module.
 
-
-def _windows(
-    anchors: Iterator[tuple[int, int]], text_length: int, before: int, after: int
-) -> list[tuple[int, int]]:
-    windows: list[tuple[int, int]] = []
-    for anchor_start, anchor_end in anchors:
-        low, high = max(0, anchor_start - before), min(text_length, anchor_end + after)
-        if windows and low <= windows[-1][1]:
-            windows[-1] = (windows[-1][0], max(windows[-1][1], high))
-        else:
-            windows.append((low, high))
-    return windows
-
-
-def _literal_positions(text: str, needles: tuple[str, ...]) -> Iterator[tuple[int, int]]:
-    found: list[tuple[int, int]] = []
-    for needle in needles:
-        position = text.find(needle)
-        while position >= 0:
-            found.append((position, position + len(needle)))
-            position = text.find(needle, position + 1)
-    return iter(sorted(found))
-
-
-def _word_positions(text: str, words: tuple[str, ...]) -> Iterator[tuple[int, int]]:
-    """Like :func:`_literal_positions`, for short words that hide inside longer ones."""
-    found: list[tuple[int, int]] = []
-    for word in words:
-        position = text.find(word)
-        while position >= 0:
-            end = position + len(word)
-            if (position == 0 or not text[position - 1].isalnum()) and (
-                end == len(text) or not text[end].isalnum()
-            ):
-                found.append((position, end))
-            position = text.find(word, position + 1)
-    return iter(sorted(found))
+_KEYWORDS: Final[dict[str, Keywords]] = {}
 
 
 @dataclass(frozen=True, slots=True)
 class _AnchoredPattern:
-    """A pattern run only near its anchors: literal strings every match contains."""
+    """A pattern run only near its keywords: literal strings every match contains."""
 
-    anchors: tuple[str, ...]
+    name: str
     pattern: re.Pattern[str]
-    # How far before an anchor a match may start, and how far after it the match (and any
+    # How far before a keyword a match may start, and how far after it the match (and any
     # lookahead that must see the next word) may reach.
     before: int
     after: int
@@ -171,9 +151,11 @@ class _AnchoredPattern:
     needs: tuple[str, ...] = ()
 
 
-def _anchored_matches(normalised: str, anchored: _AnchoredPattern) -> Iterator[re.Match[str]]:
-    anchors = _literal_positions(normalised, anchored.anchors)
-    for low, high in _windows(anchors, len(normalised), anchored.before, anchored.after):
+def _anchored_matches(
+    normalised: str, anchored: _AnchoredPattern, found: Mapping[str, list[Span]]
+) -> Iterator[re.Match[str]]:
+    spans = found.get(anchored.name, ())
+    for low, high in windows(spans, len(normalised), anchored.before, anchored.after):
         if anchored.needs:
             window = normalised[low:high]
             if not any(word in window for word in anchored.needs):
@@ -239,6 +221,7 @@ _PHONE_UNIT_UNNAMED: Final = re.sub(r"\(\?P<\w+>", "(?:", _PHONE_UNIT.pattern)
 # No "_": digits joined by it are file names and identifiers ("IMG_20240612_143055").
 _PHONE_SEPARATOR: Final = r"[ \t\-.()\[\],*~]{1,4}"
 _DIGITS: Final = re.compile(r"[0-9]+")
+_WORD_TAIL: Final = re.compile(r"[a-z0-9_]+")
 _DIGITS_REMOVED: Final = str.maketrans("", "", "0123456789")
 _DIGITS_AND_SEPARATORS_REMOVED: Final = str.maketrans("", "", "0123456789 \t-.()[],*~")
 # Units and separators share no character, so a run never backtracks more than one unit.
@@ -300,16 +283,22 @@ class _DigitRun:
         return "".join(self.groups)
 
 
-def _digit_runs(normalised: str) -> Iterator[_DigitRun]:
+_KEYWORDS["phone.words"] = Keywords(word_starts=("double", "triple"), words=tuple(_DIGIT_WORDS))
+
+
+def _digit_runs(normalised: str, found: Mapping[str, list[Span]]) -> Iterator[_DigitRun]:
+    length = len(normalised)
     if _DIGITS.search(normalised) is not None:
-        # Measured: with digits about, one scan beats collecting anchors in Python.
-        windows = [(0, len(normalised))]
+        # Measured: with digits about, one scan beats windows around each group.
+        units: list[Span] = [(0, length)]
     else:
         # Only spelled digits: every unit is a digit word and units in a run are at most a
         # separator apart, so windows around the words, merged, hold whole runs.
-        words = _word_positions(normalised, tuple(_DIGIT_WORDS))
-        windows = _windows(words, len(normalised), before=8, after=6)
-    for low, high in windows:
+        units = found.get("phone.words", [])
+    for low, window_end in windows(units, length, before=8, after=6):
+        # A window never ends inside a word: cut there, "threesignal" would read "three".
+        word_end = _WORD_TAIL.match(normalised, window_end)
+        high = window_end if word_end is None else word_end.end()
         for candidate in _PHONE_RUN.finditer(normalised, low, high):
             # Seven digits need at least seven characters; most numbers stop here.
             if candidate.end() - candidate.start() < _PHONE_MIN_DIGITS:
@@ -340,9 +329,11 @@ def _parse_digit_run(normalised: str, start: int, end: int) -> _DigitRun:
     return run
 
 
-def _find_phones(mapping: NormalisedText) -> Iterator[tuple[ContactDetailsKind, int, int]]:
+def _find_phones(
+    mapping: NormalisedText, found: Mapping[str, list[Span]]
+) -> Iterator[tuple[ContactDetailsKind, int, int]]:
     normalised = mapping.text
-    for run in _digit_runs(normalised):
+    for run in _digit_runs(normalised, found):
         run.spelled_digits += mapping.spelled_within(run.start, run.end)
         if _is_phone_number(normalised, run):
             start = run.start
@@ -465,19 +456,26 @@ _AT_ANCHORS: Final = ("@", " at ", "(at", "[at", "{at", "<at", "(@", "[@", "{@",
 _PROVIDER_NAMES: Final = ("gmail", "hotmail", "yahoo", "outlook", "icloud", "proton")
 
 
-def _find_emails(normalised: str) -> Iterator[tuple[ContactDetailsKind, int, int]]:
+_KEYWORDS["email.at_sign"] = Keywords(anywhere=("@",))
+_KEYWORDS["email.at"] = Keywords(anywhere=_AT_ANCHORS)
+_KEYWORDS["email.provider"] = Keywords(anywhere=_PROVIDER_NAMES)
+
+
+def _find_emails(
+    normalised: str, found: Mapping[str, list[Span]]
+) -> Iterator[tuple[ContactDetailsKind, int, int]]:
     length = len(normalised)
-    at_signs = _literal_positions(normalised, ("@",))
-    for low, high in _windows(at_signs, length, before=_EMAIL_LOCAL_MAX + 1, after=260):
+    at_signs = found.get("email.at_sign", ())
+    for low, high in windows(at_signs, length, before=_EMAIL_LOCAL_MAX + 1, after=260):
         for plain in _EMAIL_PLAIN.finditer(normalised, low, high):
             yield "email", plain.start(), plain.end()
-    anchors = (
+    anchors = [
         (start, end)
-        for start, end in _literal_positions(normalised, _AT_ANCHORS)
+        for start, end in found.get("email.at", ())
         if normalised[start] != " " or _DOMAIN_AFTER_AT_WORD.match(normalised, end) is not None
-    )
+    ]
     # Before: a local part of up to four pieces joined by " dot "; after: the domain.
-    for low, high in _windows(anchors, length, before=100, after=120):
+    for low, high in windows(anchors, length, before=100, after=120):
         position = low
         while (match := _EMAIL_DISGUISED.search(normalised, position, high)) is not None:
             if _is_disguised_email(normalised, match):
@@ -487,8 +485,10 @@ def _find_emails(normalised: str) -> Iterator[tuple[ContactDetailsKind, int, int
                 # "me at sam.porter at gmail": the rejected candidate's domain may be the
                 # next candidate's local part, so resume inside it rather than after it.
                 position = match.start("domain")
-    if any(provider in normalised for provider in _PROVIDER_NAMES):
-        for match in _PROVIDER_HANDLE.finditer(normalised):
+    # "my personal gmail id: x.y", "outlook: ..." ("proton mail" holds "proton").
+    providers = found.get("email.provider", ())
+    for low, high in windows(providers, length, before=10, after=120):
+        for match in _PROVIDER_HANDLE.finditer(normalised, low, high):
             yield "email", match.start(), match.end()
 
 
@@ -612,7 +612,8 @@ _MY_SITE: Final = re.compile(
 )
 
 
-_MY_SITE_WORDS: Final = ("site", "portfolio", "homepage", "blog")
+# Every spelling _MY_SITE accepts holds one of these ("website", "portfolio site").
+_MY_SITE_WORDS: Final = ("site", "homepage", "blog")
 _URL_SCHEMES: Final = (
     "mailto:", "tel:", "sms:", "callto:", "facetime:", "facetime-audio:", "skype:", "zoommtg:",
     "msteams:", "whatsapp://", "tg://", "viber://", "signal://", "discord://", "fb-messenger://",
@@ -622,16 +623,23 @@ _URL_TAIL: Final = re.compile(r"[^\s<>\"']{0,200}")
 _LINK_HOST_MAX: Final = 90
 
 
-def _find_links(normalised: str) -> Iterator[tuple[ContactDetailsKind, int, int]]:
+_KEYWORDS["link.scheme"] = Keywords(anywhere=_URL_SCHEMES)
+_KEYWORDS["link.slash"] = Keywords(anywhere=("/", "slash"))
+_KEYWORDS["link.my_site"] = Keywords(anywhere=_MY_SITE_WORDS)
+
+
+def _find_links(
+    normalised: str, found: Mapping[str, list[Span]]
+) -> Iterator[tuple[ContactDetailsKind, int, int]]:
     length = len(normalised)
-    for start, _ in _literal_positions(normalised, _URL_SCHEMES):
+    for start, _ in found.get("link.scheme", ()):
         if (match := _URL_SCHEME_CONTACT.match(normalised, start)) is not None:
             yield "link", start, _trim_trailing_punctuation(normalised, match)
     # Domains need a path, so every contact link has a slash just after its host. Host
     # patterns run only between a slash and the host length before it; the path is read
     # afterwards, so no scan runs on through the rest of the message.
-    slashes = _literal_positions(normalised, ("/", "slash"))
-    for low, high in _windows(slashes, length, before=_LINK_HOST_MAX, after=10):
+    slashes = found.get("link.slash", ())
+    for low, high in windows(slashes, length, before=_LINK_HOST_MAX, after=10):
         for match in _CONTACT_DOMAIN_HOST.finditer(normalised, low, high):
             if (path := _LINK_PATH_RE.match(normalised, match.end())) is not None:
                 yield "link", match.start(), _trim_trailing_punctuation(normalised, path)
@@ -643,8 +651,9 @@ def _find_links(normalised: str) -> Iterator[tuple[ContactDetailsKind, int, int]
             surroundings = normalised[max(0, match.start() - 40) : end + 40]
             if _SOMEONE_ELSES_SITE.search(surroundings) is None:
                 yield "link", match.start(), end
-    if "my " in normalised and any(word in normalised for word in _MY_SITE_WORDS):
-        for match in _MY_SITE.finditer(normalised):
+    # From "my own web" before the site word to a domain of four labels after it.
+    for low, high in windows(found.get("link.my_site", ()), length, before=15, after=300):
+        for match in _MY_SITE.finditer(normalised, low, high):
             yield "link", match.start(), match.end()
 
 
@@ -807,15 +816,16 @@ _PLATFORM_SHORT_WORDS_ALSO: Final = ("inbox",)
 _PLATFORM_NAME: Final = re.compile(rf"\b{_PLATFORM}\b")
 
 
-def _find_messengers(normalised: str) -> Iterator[tuple[ContactDetailsKind, int, int]]:
-    anchors = sorted(
-        [
-            *_literal_positions(normalised, _PLATFORM_ANCHORS),
-            *_word_positions(normalised, _PLATFORM_SHORT_WORDS + _PLATFORM_SHORT_WORDS_ALSO),
-        ]
-    )
+_KEYWORDS["messenger.platform"] = Keywords(
+    anywhere=_PLATFORM_ANCHORS, words=_PLATFORM_SHORT_WORDS + _PLATFORM_SHORT_WORDS_ALSO
+)
+
+
+def _find_messengers(
+    normalised: str, found: Mapping[str, list[Span]]
+) -> Iterator[tuple[ContactDetailsKind, int, int]]:
     mentions: list[tuple[int, int]] = []
-    for anchor_start, anchor_end in anchors:
+    for anchor_start, anchor_end in found.get("messenger.platform", ()):
         name = _PLATFORM_NAME.search(normalised, max(0, anchor_start - 6), anchor_end + 12)
         # "WhatsApp integration" names the work, and invitations never use it that way,
         # so such a mention needs no window at all.
@@ -823,7 +833,7 @@ def _find_messengers(normalised: str) -> Iterator[tuple[ContactDetailsKind, int,
             mentions.append((anchor_start, anchor_end))
     # Wide enough for "let's <25 chars> talk <20 chars> on whatsapp" before the name and a
     # handle (and the word that says it is a project topic) after it.
-    for low, high in _windows(iter(mentions), len(normalised), before=85, after=60):
+    for low, high in windows(mentions, len(normalised), before=85, after=60):
         window = normalised[low:high]
         for needed, pattern in _MESSENGER_PATTERNS:
             if not any(word in window for word in needed):
@@ -865,7 +875,9 @@ _CONTACT_NOUN_ANCHORS_ALSO: Final = ("whats", "skype", "telegram")
 def _anchored(
     anchors: tuple[str, ...], before: int, after: int, pattern: str, needs: tuple[str, ...] = ()
 ) -> _AnchoredPattern:
-    return _AnchoredPattern(anchors, re.compile(pattern), before, after, needs)
+    name = f"off_platform.{len(_KEYWORDS)}"
+    _KEYWORDS[name] = Keywords(anywhere=anchors)
+    return _AnchoredPattern(name, re.compile(pattern), before, after, needs)
 
 
 _OFF_PLATFORM_REQUESTS: Final = (
@@ -1019,12 +1031,12 @@ _NOT_A_NAME: Final = frozenset((
 
 
 def _find_off_platform_requests(
-    normalised: str, original: str, mapping: NormalisedText
+    normalised: str, original: str, mapping: NormalisedText, found: Mapping[str, list[Span]]
 ) -> Iterator[tuple[ContactDetailsKind, int, int]]:
     for anchored in _OFF_PLATFORM_REQUESTS:
-        for match in _anchored_matches(normalised, anchored):
+        for match in _anchored_matches(normalised, anchored, found):
             yield "off_platform_request", match.start(), match.end()
-    for match in _anchored_matches(normalised, _DIRECT_CONTACT_VERB):
+    for match in _anchored_matches(normalised, _DIRECT_CONTACT_VERB, found):
         if _is_direct_contact_request(normalised, original, mapping, match):
             yield "off_platform_request", match.start(), match.end()
 
@@ -1053,3 +1065,16 @@ def _is_direct_contact_request(
             if following[:1].isupper() and not following.isupper():
                 return False
     return True
+
+
+# ---------------------------------------------------------------------------------------
+# One pass over the message finds where each rule is worth running.
+
+_KEYWORD_SCAN: Final = KeywordScan(
+    {
+        **_KEYWORDS,
+        **invitations.KEYWORDS,
+        **payments.KEYWORDS,
+        "refusal": invitations.REFUSAL_KEYWORDS,
+    }
+)

@@ -20,9 +20,11 @@ A refusal ("I can't share my number", "no puedo darte mi número") is not an inv
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from typing import Final, Literal
 
+from moderation.keywords import Keywords, Span, windows
 from moderation.normalise import CHARACTER_TABLE
 
 InvitationKind = Literal["messenger", "off_platform_request", "link", "meeting"]
@@ -80,9 +82,40 @@ _TALK: Final = (
     r"|bicara|konuşalim|continue|talk|work|chat|pay|settle|deal|sort)"
 )
 
-_RULES: Final[tuple[tuple[InvitationKind, re.Pattern[str]], ...]] = (
+# A domain name as people type it: "marta-design.com", "https://www.x.co.uk".
+_DOMAIN: Final = r"(?<![a-z0-9.-])(?:https?://)?(?:www\.)?[a-z0-9-]{2,63}(?:\.[a-z]{2,24}){1,2}\b"
+_MESSENGER_VERBS: Final = (
+    "escríbeme", "escribeme", "agrégame", "agregame", "mándame", "mandame", "háblame",
+    "hablame", "llámame", "me chama", "me adiciona", "me add", "fala comigo", "chama no",
+    "écris-moi", "ecris-moi", "ajoute-moi", "contacte-moi", "schreib mir", "schreibt mir",
+    "adde mich", "scrivimi", "aggiungimi", "karo", "kar do", "pe aa jao", "pe aao", "pe msg",
+    "pe message", "напиши", "пиши", "добавь", "hubungi", "chat aku", "yaz bana", "加我",
+    "联系我",
+)  # fmt: skip
+# The first letters of every spelling _MESSENGERS accepts.
+_MESSENGER_STARTS: Final = (
+    "what", "wats", "wtp", "wtsp", "wsp", "zap", "wa", "tele", "tg", "skype", "signal",
+    "wechat", "we chat", "weixin", "viber", "discord", "insta", "ig", "snap", "line", "kakao",
+    "katalk", "ka talk", "facebook", "messenger", "threema", "imo", "botim", "вотсап",
+    "ватсап", "телеграм", "телеге", "вайбер", "微信", "カカオトーク", "ライン", "카톡",
+    "카카오톡", "라인",
+)  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class _Rule:
+    kind: InvitationKind
+    pattern: re.Pattern[str]
+    # Every match contains one of these; the rule runs only from ``before`` characters
+    # ahead of one to ``after`` characters past it, wider than any match can reach.
+    keywords: Keywords
+    before: int
+    after: int
+
+
+_RULES: Final[dict[str, _Rule]] = {
     # "pásame tu número", "gib mir deine Nummer", "apna number bhejo", "дай свой номер"
-    (
+    "request": _Rule(
         "off_platform_request",
         re.compile(
             rf"\b{_GIVE}\b[^.!?\n]{{0,12}}?\b{_YOUR}\b[^.!?\n]{{0,12}}?\b{_CONTACT_NOUNS}\b"
@@ -92,9 +125,45 @@ _RULES: Final[tuple[tuple[InvitationKind, re.Pattern[str]], ...]] = (
             rf"|\b(?:minta|bisa minta) (?:nomor|no|kontak)\b"
             rf"|\bnumarani (?:verir|alabilir)\b"
         ),
+        Keywords(
+            words=(
+                "tu",
+                "tus",
+                "teu",
+                "tua",
+                "seu",
+                "sua",
+                "ton",
+                "ta",
+                "tes",
+                "votre",
+                "vos",
+                "deine",
+                "deinen",
+                "dein",
+                "ihre",
+                "tuo",
+                "apna",
+                "apni",
+                "apne",
+                "aapka",
+                "aapna",
+                "свой",
+                "свою",
+                "твой",
+                "твою",
+                "ваш",
+                "kamu",
+                "numarani",
+                "numaran",
+                "minta",
+            )
+        ),
+        before=60,
+        after=110,
     ),
     # "hablemos fuera de aquí", "sem taxa se for por fora", "platform ke bahar deal"
-    (
+    "outside": _Rule(
         "off_platform_request",
         re.compile(
             rf"\b{_TALK}\b[^.!?\n]{{0,30}}?\b{_OUTSIDE}"
@@ -106,9 +175,73 @@ _RULES: Final[tuple[tuple[InvitationKind, re.Pattern[str]], ...]] = (
             rf"|\b(?:without|not go through|not through) (?:the )?(?:site|platform)\b"
             rf"|\bsorted this out ourselves\b|\bnot keep chatting here\b"
         ),
+        Keywords(
+            anywhere=(
+                # _OUTSIDE
+                "fuera",
+                "fora",
+                "dehors",
+                "ailleurs",
+                "hors plateforme",
+                "außerhalb",
+                "ausserhalb",
+                "woanders",
+                "fuori",
+                "altrove",
+                "bahar",
+                "baahar",
+                "вне платформы",
+                "напрямую",
+                "за пределами",
+                "di luar",
+                "dişarida",
+                "otro lado",
+                "sin la plataforma",
+                "sem a plataforma",
+                "ohne",
+                "sans la plateforme",
+                "ke bina",
+                "senza la piattaforma",
+                # _NO_FEE
+                "comisi",
+                "taxa",
+                "frais",
+                "commission",
+                "gebühr",
+                "fee",
+                "комисси",
+                "tanpa",
+                "komisyon",
+                "without",
+                "cheaper",
+                "around the",
+                "off the books",
+                "skip the",
+                "middle",
+                "taking",
+                "between us",
+                # _DIRECT
+                "direct",
+                "direkt",
+                "diret",
+                "sidha",
+                "seedha",
+                "langsung",
+                "doğrudan",
+                # the English branches
+                "another",
+                "outside",
+                "somewhere",
+                "through",
+                "ourselves",
+                "chatting here",
+            )
+        ),
+        before=110,
+        after=130,
     ),
     # "me chama no zap", "schreib mir bei WhatsApp", "agrégame al whatsapp"
-    (
+    "messenger_verb": _Rule(
         "messenger",
         re.compile(
             r"\b(?:escríbeme|escribeme|agrégame|agregame|mándame|mandame|háblame|hablame"
@@ -117,51 +250,141 @@ _RULES: Final[tuple[tuple[InvitationKind, re.Pattern[str]], ...]] = (
             r"|karo|kar do|pe aa jao|pe aao|pe msg|pe message|напиши(?: мне)?|пиши|добавь"
             r"|hubungi|chat aku|yaz bana|加我|联系我)\b"
             rf"[^.!?\n]{{0,20}}?{_MESSENGERS}"
-            rf"|{_MESSENGERS}\s?(?:pe|par)\s(?:msg|message|baat|aa|call|rabta)"
-            rf"|{_MESSENGERS} (?:karo|kar do|me)\b"
         ),
+        Keywords(anywhere=_MESSENGER_VERBS),
+        before=5,
+        after=60,
     ),
-    # "kakao: minji_k", "微信号:wx_lin2021", "카카오톡 ID: jisoo_art", "line id は x"
-    (
+    # "whatsapp pe msg karo", "insta pe aa jao"
+    "messenger_hindi": _Rule(
         "messenger",
         re.compile(
-            rf"{_MESSENGERS}(?: ?(?:id|アイディ|아이디|号|username|user ?name|handle))?"
+            rf"(?<![a-z0-9])(?:{_MESSENGERS}\s?(?:pe|par)\s(?:msg|message|baat|aa|call|rabta)"
+            rf"|{_MESSENGERS} (?:karo|kar do|me)\b)"
+        ),
+        Keywords(word_starts=_MESSENGER_STARTS),
+        before=0,
+        after=45,
+    ),
+    # "kakao: minji_k", "微信号:wx_lin2021", "카카오톡 ID: jisoo_art", "line id は x"
+    "messenger_handle": _Rule(
+        "messenger",
+        re.compile(
+            rf"(?<![a-z]){_MESSENGERS}(?: ?(?:id|アイディ|아이디|号|username|user ?name|handle))?"
             r"\s{0,2}(?::|は|=)\s{0,3}@?[a-z0-9][a-z0-9_.-]{2,40}"
             r"|\bid ?(?:は|:)\s{0,2}[a-z0-9][a-z0-9_.-]{2,40}"
             r"|(?:微信|微信号|카톡|카카오톡|カカオトーク|ライン|line)\S{0,6}"
             r"(?:やり取り|連絡|연락|加|添加|でお願い|で話)"
         ),
+        Keywords(
+            anywhere=("やり取り", "連絡", "연락", "加", "でお願い", "で話"),
+            word_starts=_MESSENGER_STARTS,
+            words=("id",),
+        ),
+        before=20,
+        after=80,
     ),
     # Discord tags: "pixelfox#4821", "discord username is m4rco.dev"
-    (
+    "discord": _Rule(
         "messenger",
         re.compile(
             r"(?<![a-z0-9_.#])[a-z0-9_.]{2,32}#[0-9]{4}(?![0-9])"
             r"|\bdiscord (?:username|user|name|handle|id|tag)? ?(?:is|:)\s{0,2}@?[a-z0-9_.]{2,32}"
-            r"|\b(?:on|at) discord\b[^.!?\n]{0,5}[-—:]+\s{0,2}[a-z0-9_.]{3,32}"
+            r"|\b(?:on|at) discord\b[^.!?\n]{0,5}[-—:]{1,5}\s{0,2}[a-z0-9_.]{3,32}"
         ),
+        Keywords(anywhere=("#", "discord")),
+        before=40,
+        after=80,
     ),
-    # A personal website offered for contact, booking or payment.
-    (
+    # A personal website offered for contact, booking or payment: "my site ... x.com"
+    "own_site": _Rule(
         "link",
         re.compile(
             r"\b(?:my|mi|meu|mon|ma|mein|meine|mera|meri|il mio)"
             r" (?:own |personal |personal |propio |próprio )?(?:site|website|web|página|pagina"
             r"|page|seite|webseite|homepage|store|shop|loja|tienda|boutique|portfolio)\b"
-            r"[^!?\n]{0,60}?(?<![a-z0-9.-])(?:https?://)?(?:www\.)?[a-z0-9-]{2,63}"
-            r"(?:\.[a-z]{2,24}){1,2}\b"
-            r"|(?<![a-z0-9.-])(?:https?://)?(?:www\.)?[a-z0-9-]{2,63}(?:\.[a-z]{2,24}){1,2}"
-            r"\b[^!?\n]{0,40}?\b(?:order there|hire me|book|reserve|contact me|write me|pay me"
-            r"|cheaper|directly|direct|direkt|directamente|diretamente)\b"
-            r"|\b(?:book|reserve|hire me|contrátame|contratame|me contrata|reserva|agenda|termine?"
+            rf"[^!?\n]{{0,60}}?{_DOMAIN}"
+        ),
+        Keywords(
+            anywhere=(
+                "site",
+                "web",
+                "página",
+                "pagina",
+                "page",
+                "seite",
+                "store",
+                "shop",
+                "loja",
+                "tienda",
+                "boutique",
+                "portfolio",
+            )
+        ),
+        before=25,
+        after=200,
+    ),
+    # "x.com, hire me there directly"
+    "site_then_contact": _Rule(
+        "link",
+        re.compile(
+            rf"{_DOMAIN}[^!?\n]{{0,40}}?\b(?:order there|hire me|book|reserve|contact me"
+            r"|write me|pay me|cheaper|directly|direct|direkt|directamente|diretamente)\b"
+        ),
+        Keywords(
+            anywhere=(
+                "order there",
+                "hire me",
+                "book",
+                "reserve",
+                "contact me",
+                "write me",
+                "pay me",
+                "cheaper",
+                "direct",
+                "direkt",
+                "diret",
+            )
+        ),
+        before=170,
+        after=15,
+    ),
+    # "book a session at www.x.com"
+    "book_at_site": _Rule(
+        "link",
+        re.compile(
+            r"\b(?:book|reserve|hire me|contrátame|contratame|me contrata|reserva|agenda|termine?"
             r"|rendez-vous|rdv|buch)\b[^!?\n]{0,50}?(?<![a-z0-9.-])(?:https?://)?(?:www\.)"
             r"[a-z0-9-]{2,63}(?:\.[a-z]{2,24}){1,2}\b"
-            r"|\b(?:buymeacoffee|ko-fi|patreon|gumroad|linktr|bit|tinyurl|beacons|carrd)"
+        ),
+        Keywords(anywhere=("www.",)),
+        before=75,
+        after=120,
+    ),
+    "tip_jar": _Rule(
+        "link",
+        re.compile(
+            r"\b(?:buymeacoffee|ko-fi|patreon|gumroad|linktr|bit|tinyurl|beacons|carrd)"
             r"\.[a-z]{2,5}/[a-z0-9_.-]{2,60}"
         ),
+        Keywords(
+            anywhere=(
+                "buymeacoffee",
+                "ko-fi",
+                "patreon",
+                "gumroad",
+                "linktr",
+                "bit.",
+                "tinyurl",
+                "beacons",
+                "carrd",
+            )
+        ),
+        before=0,
+        after=80,
     ),
     # Meeting IDs: "zoom id 845 2291 0037, passcode 661244", "Meeting-ID: 864 2210 9933"
-    (
+    "meeting": _Rule(
         "meeting",
         re.compile(
             r"\b(?:meeting|zoom|teams|webex|reunión|reunion|reunião|réunion|room|sala|raum)"
@@ -174,8 +397,27 @@ _RULES: Final[tuple[tuple[InvitationKind, re.Pattern[str]], ...]] = (
             r"\b[a-z]{3}-[a-z]{4}-[a-z]{3}\b"
             r"|\bmeet\.jit\.si/[a-z0-9_-]{3,60}"
         ),
+        Keywords(
+            anywhere=(
+                "meet",
+                "zoom",
+                "teams",
+                "webex",
+                "reuni",
+                "réunion",
+                "room",
+                "sala",
+                "raum",
+                "número",
+                "numero",
+                "numéro",
+            ),
+            words=("id",),
+        ),
+        before=12,  # "google meet" starts seven characters before its keyword
+        after=110,
     ),
-)
+}
 
 # "I can't share my number", "no puedo darte mi número", "ich gebe meine Nummer nicht".
 _REFUSAL: Final = re.compile(
@@ -188,32 +430,62 @@ _REFUSAL: Final = re.compile(
 
 
 # The normaliser maps Cyrillic look-alikes to Latin ("номер" reads "hoмep"), so the
-# Russian words of the rules are read through the same table.
-_RULES_READ: Final = tuple(
-    (kind, re.compile(pattern.pattern.translate(CHARACTER_TABLE))) for kind, pattern in _RULES
-)
+# Russian words of the rules and their keywords are read through the same table.
+def _read(rule: _Rule) -> _Rule:
+    def words(literals: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(literal.translate(CHARACTER_TABLE) for literal in literals)
+
+    keywords = Keywords(
+        words(rule.keywords.anywhere), words(rule.keywords.word_starts), words(rule.keywords.words)
+    )
+    pattern = re.compile(rule.pattern.pattern.translate(CHARACTER_TABLE))
+    return _Rule(rule.kind, pattern, keywords, rule.before, rule.after)
+
+
+_RULES_READ: Final = {f"invitation.{name}": _read(rule) for name, rule in _RULES.items()}
 _REFUSAL_READ: Final = re.compile(_REFUSAL.pattern.translate(CHARACTER_TABLE))
+# The keywords of every rule, for the detector's one scan of the message.
+KEYWORDS: Final = {name: rule.keywords for name, rule in _RULES_READ.items()}
 
 
-def find_invitations(normalised: str) -> Iterator[tuple[InvitationKind, int, int]]:
-    for kind, pattern in _RULES_READ:
-        for match in pattern.finditer(normalised):
-            yield kind, match.start(), match.end()
+def find_invitations(
+    normalised: str, keywords_found: Mapping[str, list[Span]]
+) -> Iterator[tuple[InvitationKind, int, int]]:
+    """Invitations in ``normalised``; ``keywords_found`` is the scan of :data:`KEYWORDS`."""
+    length = len(normalised)
+    for name, rule in _RULES_READ.items():
+        spans = keywords_found.get(name)
+        if not spans:
+            continue
+        for low, high in windows(spans, length, rule.before, rule.after):
+            for match in rule.pattern.finditer(normalised, low, high):
+                yield rule.kind, match.start(), match.end()
 
 
 # How far around a hit a refusal is looked for: bounded, so that a message of many hits
 # and no punctuation costs linear time, not one scan of the whole message per hit.
-_REFUSAL_BEFORE: Final = 80
-_REFUSAL_AFTER: Final = 40
+REFUSAL_BEFORE: Final = 80
+REFUSAL_AFTER: Final = 40
+# Every refusal _REFUSAL accepts holds one of these.
+REFUSAL_KEYWORDS: Final = Keywords(
+    anywhere=tuple(
+        keyword.translate(CHARACTER_TABLE)
+        for keyword in (
+            "can", "won", "will not", "don", "do not", "never", "not ", "no need", "rather not",
+            "keep", "against the rules", "no puedo", "no comparto", "posso", "je ne",
+            "kann ich", "gebe", "nicht", "nahi", "mat maango",
+        )
+    )
+)  # fmt: skip
 _SENTENCE_END: Final = re.compile(r"[.!?\n]")
 
 
 def is_refusal(normalised: str, start: int, end: int) -> bool:
     """Whether the sentence holding [start, end) refuses rather than offers."""
-    window_start = max(0, start - _REFUSAL_BEFORE)
+    window_start = max(0, start - REFUSAL_BEFORE)
     before = normalised[window_start:start]
     low = window_start + max(before.rfind(mark) for mark in ".!?\n") + 1
-    high = min(len(normalised), end + _REFUSAL_AFTER)
+    high = min(len(normalised), end + REFUSAL_AFTER)
     if (stop := _SENTENCE_END.search(normalised, end, high)) is not None:
         high = stop.start()
     return _REFUSAL_READ.search(normalised, low, high) is not None

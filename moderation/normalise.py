@@ -27,6 +27,8 @@ import unicodedata
 from dataclasses import dataclass, field
 from typing import Final
 
+from moderation.keywords import Keywords, KeywordScan, trie_pattern, windows
+
 
 @dataclass(frozen=True, slots=True)
 class NormalisedText:
@@ -275,19 +277,24 @@ _WORD_REWRITES: Final = re.compile(
     + "|".join(re.escape(word) for word in _UNDERSCORE_WORDS)
     + r")(?![a-z0-9])\s?"
 )
-_REWRITE_ANCHORS: Final = ("arro", "arob", "chioc", "klammer", "rate", "punt", "pont", "poin")
-_REWRITE_ANCHORS_ALSO: Final = ("pt", "under", "guion", "guión", "subl", "tiret", "tratt")
+# Where the rewrites are worth trying: one scan for the words themselves.
+_REWRITE_SCAN: Final = KeywordScan(
+    {"rewrite": Keywords(anywhere=_AT_WORDS + _DOT_WORDS + _UNDERSCORE_WORDS)}
+)
 
 
 def _word_edits(folded: str) -> list[tuple[int, int, str]]:
     edits: list[tuple[int, int, str]] = []
-    for match in _WORD_REWRITES.finditer(folded):
-        if match.group("at") is not None:
-            edits.append((match.start(), match.end(), "at"))
-        elif match.group("dot") is not None:
-            edits.append((match.start(), match.end(), "dot"))
-        else:
-            edits.append((match.start(), match.end(), "_"))
+    found = _REWRITE_SCAN.scan(folded).get("rewrite", ())
+    # A match is its word with at most one space on each side and the word edges beyond.
+    for low, high in windows(found, len(folded), before=2, after=2):
+        for match in _WORD_REWRITES.finditer(folded, low, high):
+            if match.group("at") is not None:
+                edits.append((match.start(), match.end(), "at"))
+            elif match.group("dot") is not None:
+                edits.append((match.start(), match.end(), "dot"))
+            else:
+                edits.append((match.start(), match.end(), "_"))
     return edits
 
 
@@ -486,35 +493,7 @@ def _rebuild(run: list[tuple[int, int, str, int]], folded: str) -> str:
     return "".join(pieces)
 
 
-_Trie = dict[str, "_Trie"]
-
-
-def _trie_pattern(words: list[str]) -> str:
-    """One regular expression for many words, as a trie: the engine never tries a word
-    whose first letters already failed, which an alternation of 300 words would."""
-    trie: _Trie = {}
-    for word in words:
-        node = trie
-        for character in word:
-            node = node.setdefault(character, {})
-        node[""] = {}
-
-    def pattern(node: _Trie) -> str:
-        ends = "" in node
-        branches = [
-            re.escape(character) + pattern(child)
-            for character, child in sorted(node.items())
-            if character
-        ]
-        if not branches:
-            return ""
-        body = branches[0] if len(branches) == 1 else "(?:" + "|".join(branches) + ")"
-        return f"(?:{body})?" if ends else body
-
-    return pattern(trie)
-
-
-_NUMBER_WORD_PATTERN: Final = _trie_pattern(list(_NUMBER_WORDS) + list(_REPEATERS))
+_NUMBER_WORD_PATTERN: Final = trie_pattern(list(_NUMBER_WORDS) + list(_REPEATERS))
 _WORD_EDGE: Final = r"(?![a-zßäöüéêèóôíúãõç])"
 # A run worth reading in Python: a number word, then more number words, digit groups or
 # connectors, each a short gap apart. Most messages have none, and the scan stays in C.
@@ -531,6 +510,7 @@ def _split_hyphenated_numbers(folded: str) -> str:
     return _HYPHEN_BETWEEN_NUMBERS.sub(" ", folded)
 
 
+_LETTER: Final = re.compile(r"[^\W\d_]")
 _HYPHEN_BETWEEN_NUMBERS: Final = re.compile(rf"(?<=[a-zéû])-(?={_NUMBER_WORD_PATTERN}(?![a-z]))")
 
 
@@ -541,10 +521,8 @@ def normalise(text: str) -> NormalisedText:
     folded, origin = _fold(text)
     if _SPELLED_LETTERS.search(folded) is not None:
         folded, origin = _apply_edits(folded, origin, _spelled_letter_edits(folded))
-    if any(anchor in folded for anchor in _REWRITE_ANCHORS + _REWRITE_ANCHORS_ALSO):
-        edits = _word_edits(folded)
-        if edits:
-            folded, origin = _apply_edits(folded, origin, edits)
+    if edits := _word_edits(folded):
+        folded, origin = _apply_edits(folded, origin, edits)
     spelled: list[tuple[int, int]] = []
     if _NUMBER_RUN.search(folded) is not None:
         # Hyphens inside spoken numbers only separate words: one character for one.
@@ -552,6 +530,8 @@ def normalise(text: str) -> NormalisedText:
         number_edits = [
             edit
             for run in _NUMBER_RUN.finditer(split)
+            # A run of digit groups alone has no number word to rewrite.
+            if _LETTER.search(split, run.start(), run.end()) is not None
             for edit in _number_word_edits(split, run.start(), run.end())
         ]
         if number_edits:

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Final
 
 from stdnum import iban
+
+from moderation.keywords import Keywords, Span, windows
 
 _IBAN_CANDIDATE: Final = re.compile(
     r"(?<![a-z0-9])[a-z]{2}[0-9]{2}(?: ?[a-z0-9]{4}){2,7}(?: ?[a-z0-9]{1,4})?(?![a-z0-9])"
@@ -25,10 +27,6 @@ _BASE58_ADDRESS: Final = re.compile(
 )
 _BECH32_ADDRESS: Final = re.compile(r"(?<![a-z0-9])bc1[ac-hj-np-z02-9]{11,71}(?![a-z0-9])")
 _ETHEREUM_ADDRESS: Final = re.compile(r"(?<![A-Za-z0-9])0x[0-9a-fA-F]{40}(?![A-Za-z0-9])")
-_CRYPTO_WORDS: Final = re.compile(
-    r"\b(?:btc|bitcoin|eth|ether|ethereum|usdt|usdc|tether|trc-?20|erc-?20|bep-?20|wallet"
-    r"|crypto|binance|tron|trx|sol|solana|ltc|litecoin)\b"
-)
 
 # Services people move a payment to. "wise" and "pix" are words too, so they need a
 # payment word near them (see _SERVICE_REQUEST).
@@ -66,40 +64,66 @@ _UPI_ID: Final = re.compile(
     r"(?<![a-z0-9._-])[a-z0-9._-]{2,40}@(?:ok(?:axis|sbi|hdfcbank|icici)|ybl|ibl|axl|paytm|upi"
     r"|apl|yapl|ptyes|ptsbi|pthdfc|waicici|icici|sbi|hdfcbank|axisbank|kotak|barodampay)\b"
 )
-_SERVICE_ANCHORS: Final = (
-    "pay", "pal", "payoneer", "venmo", "zelle", "cash", "skrill", "neteller", "revolut",
-    "wise", "western", "moneygram", "bizum", "pix", "upi", "phonepe", "gpay", "easypaisa",
-    "jazzcash", "pesa", "alipay", "mercado", "nequi", "interac", "transfer", "sepa", "swift",
-    "crypto", "usdt", "bitcoin", "btc",
-)  # fmt: skip
+# The keywords of the detector's one scan of the message (see moderation.keywords).
+KEYWORDS: Final = {
+    # Every service request names a service (or "friends and family").
+    "payment.service": Keywords(
+        anywhere=(
+            "paypal", "pay pal", "payoneer", "venmo", "zelle", "cashapp", "cash app", "skrill",
+            "neteller", "revolut", "wise", "western union", "moneygram", "bizum", "pix", "upi",
+            "paytm", "phonepe", "googlepay", "google pay", "gpay", "easypaisa", "jazzcash",
+            "m-pesa", "mpesa", "alipay", "wechatpay", "wechat pay", "mercadopago",
+            "mercado pago", "nequi", "daviplata", "interac", "transfer", "sepa", "swift",
+            "crypto", "usdt", "bitcoin", "btc", "friends",
+        )
+    ),
+    "payment.crypto": Keywords(
+        words=(
+            "btc", "bitcoin", "eth", "ether", "ethereum", "usdt", "usdc", "tether", "trc20",
+            "trc-20", "erc20", "erc-20", "bep20", "bep-20", "wallet", "crypto", "binance",
+            "tron", "trx", "sol", "solana", "ltc", "litecoin",
+        )
+    ),
+}  # fmt: skip
+# How far a service request reaches before and after the service's name.
+_SERVICE_BEFORE: Final = 60
+_SERVICE_AFTER: Final = 100
+_DIGIT: Final = re.compile(r"[0-9]")
 
 
-def find_payments(normalised: str, original: str) -> Iterator[tuple[int, int, bool]]:
+def find_payments(
+    normalised: str, original: str, keywords_found: Mapping[str, list[Span]]
+) -> Iterator[tuple[int, int, bool]]:
     """Payment details and requests: (start, end, in_original) spans.
 
     IBANs, UPI ids and service requests are found in the normalised text; wallet
     addresses, whose letter case carries their checksum, in the original.
+    ``keywords_found`` is the scan of :data:`KEYWORDS` over ``normalised``.
     """
-    if any(character.isdigit() for character in normalised):
+    if _DIGIT.search(normalised) is not None:
         for match in _IBAN_CANDIDATE.finditer(normalised):
             if iban.is_valid(match.group().replace(" ", "").upper()):
                 yield match.start(), match.end(), False
     if "@" in normalised:
         for match in _UPI_ID.finditer(normalised):
             yield match.start(), match.end(), False
-    if any(anchor in normalised for anchor in _SERVICE_ANCHORS):
-        for match in _SERVICE_REQUEST.finditer(normalised):
+    services = keywords_found.get("payment.service", ())
+    for low, high in windows(services, len(normalised), _SERVICE_BEFORE, _SERVICE_AFTER):
+        for match in _SERVICE_REQUEST.finditer(normalised, low, high):
             if not _names_service_as_topic(normalised, match):
                 yield match.start(), match.end(), False
-    crypto_context = _CRYPTO_WORDS.search(normalised) is not None
+    crypto_context = bool(keywords_found.get("payment.crypto"))
     for match in _BASE58_ADDRESS.finditer(original):
         if _base58check_valid(match.group()) or crypto_context:
             yield match.start(), match.end(), True
-    for match in _BECH32_ADDRESS.finditer(original.lower()):
-        if _bech32_valid(match.group()):
+    lowered = original.lower()
+    if "bc1" in lowered:
+        for match in _BECH32_ADDRESS.finditer(lowered):
+            if _bech32_valid(match.group()):
+                yield match.start(), match.end(), True
+    if "0x" in original:
+        for match in _ETHEREUM_ADDRESS.finditer(original):
             yield match.start(), match.end(), True
-    for match in _ETHEREUM_ADDRESS.finditer(original):
-        yield match.start(), match.end(), True
 
 
 def _names_service_as_topic(normalised: str, match: re.Match[str]) -> bool:

@@ -70,3 +70,20 @@ def _valid(number: str, region: str | None) -> bool:
 def _possible(number: str, region: str | None) -> bool:
     parsed = _parse(number, region)
     return parsed is not None and phonenumbers.is_possible_number(parsed)
+
+
+def _load_metadata() -> None:
+    """Loads and compiles the metadata of the regions tried for national numbers.
+
+    libphonenumber reads a region's metadata (and compiles its patterns) the first time a
+    number is parsed for it, about a millisecond each: done here, at import, it never
+    falls on the event loop in the middle of a message.
+    """
+    for region in {*TRUNK_PREFIX_REGIONS, *NO_TRUNK_PREFIX_REGIONS}:
+        parsed = _parse("0123456789", region)
+        if parsed is not None:
+            phonenumbers.is_valid_number(parsed)
+            phonenumbers.is_possible_number(parsed)
+
+
+_load_metadata()
