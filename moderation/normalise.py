@@ -519,25 +519,26 @@ _HYPHEN_BETWEEN_NUMBERS: Final = re.compile(rf"(?<=[a-zéû])-(?={_NUMBER_WORD_P
 
 def normalise(text: str) -> NormalisedText:
     folded, origin = _fold(text)
-    if _SPELLED_LETTERS.search(folded) is not None:
-        folded, origin = _apply_edits(folded, origin, _spelled_letter_edits(folded))
+    if letter_edits := _spelled_letter_edits(folded):
+        folded, origin = _apply_edits(folded, origin, letter_edits)
     if edits := _word_edits(folded):
         folded, origin = _apply_edits(folded, origin, edits)
     spelled: list[tuple[int, int]] = []
-    if _NUMBER_RUN.search(folded) is not None:
-        # Hyphens inside spoken numbers only separate words: one character for one.
+    # Runs read the same with or without the hyphens of "trente-quatre" (a hyphen is a
+    # gap between number words), so they are found on the text as it is; the hyphens
+    # become spaces only in a text that gets number edits.
+    number_edits = [
+        edit
+        for run in _NUMBER_RUN.finditer(folded)
+        # A run of digit groups alone has no number word to rewrite.
+        if _LETTER.search(folded, run.start(), run.end()) is not None
+        for edit in _number_word_edits(folded, run.start(), run.end())
+    ]
+    if number_edits:
         split = _split_hyphenated_numbers(folded)
-        number_edits = [
-            edit
-            for run in _NUMBER_RUN.finditer(split)
-            # A run of digit groups alone has no number word to rewrite.
-            if _LETTER.search(split, run.start(), run.end()) is not None
-            for edit in _number_word_edits(split, run.start(), run.end())
-        ]
-        if number_edits:
-            folded, origin = _apply_edits(split, origin, number_edits)
-            shift = 0
-            for start, end, replacement in number_edits:
-                spelled.append((start + shift, start + shift + len(replacement)))
-                shift += len(replacement) - (end - start)
+        folded, origin = _apply_edits(split, origin, number_edits)
+        shift = 0
+        for start, end, replacement in number_edits:
+            spelled.append((start + shift, start + shift + len(replacement)))
+            shift += len(replacement) - (end - start)
     return NormalisedText(folded, origin, tuple(spelled))

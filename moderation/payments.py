@@ -88,7 +88,7 @@ KEYWORDS: Final = {
 # How far a service request reaches before and after the service's name.
 _SERVICE_BEFORE: Final = 60
 _SERVICE_AFTER: Final = 100
-_DIGIT: Final = re.compile(r"[0-9]")
+_DIGIT_RUN: Final = re.compile(r"[0-9]{2,}")
 
 
 def find_payments(
@@ -100,8 +100,15 @@ def find_payments(
     addresses, whose letter case carries their checksum, in the original.
     ``keywords_found`` is the scan of :data:`KEYWORDS` over ``normalised``.
     """
-    if _DIGIT.search(normalised) is not None:
-        for match in _IBAN_CANDIDATE.finditer(normalised):
+    # An IBAN starts with its country's two letters and the two check digits: only where
+    # a digit group starts right after two letters is one tried.
+    iban_end = 0
+    for digits in _DIGIT_RUN.finditer(normalised):
+        start = digits.start() - 2
+        if start < iban_end or not normalised[max(0, start) : start + 2].isalpha():
+            continue
+        if (match := _IBAN_CANDIDATE.match(normalised, start)) is not None:
+            iban_end = match.end()
             if iban.is_valid(match.group().replace(" ", "").upper()):
                 yield match.start(), match.end(), False
     if "@" in normalised:
