@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Final, Literal
 
 from moderation import invitations, payments
+from moderation.invitation_model import INVITATION_MODEL
 from moderation.invitations import find_invitations, is_refusal
 from moderation.keywords import Keywords, KeywordScan, Span, windows
 from moderation.normalise import NormalisedText, normalise
@@ -70,6 +71,7 @@ def find_contact_details(text: str) -> list[ContactDetailsHit]:
             or not _near_refusal_word(refusal_starts, start, end)
             or not is_refusal(normalised.text, start, end)
         ]
+    candidates.extend(_find_learned_invitations(normalised.text, candidates))
     merged = _merge_overlapping(candidates)
     hits = [
         ContactDetailsHit(kind, *normalised.original_span(start, end))
@@ -84,6 +86,34 @@ def find_contact_details(text: str) -> list[ContactDetailsHit]:
 
 
 _REFUSABLE: Final = frozenset(("off_platform_request", "messenger"))
+
+# The learned classifier reads sentences no rule flagged, at most this many per message
+# and this long: scoring costs a dictionary look-up per character n-gram.
+_LEARNED_MAX_SENTENCES: Final = 6
+_LEARNED_MAX_CHARS: Final = 300
+_SENTENCE: Final = re.compile(r"[^.!?\n]+")
+
+
+def _find_learned_invitations(
+    normalised: str, candidates: list[tuple[ContactDetailsKind, int, int]]
+) -> Iterator[tuple[ContactDetailsKind, int, int]]:
+    """Soft and foreign invitations to leave the platform, by the learned classifier."""
+    read = 0
+    flagged = sorted((start, end) for _, start, end in candidates)
+    for sentence in _SENTENCE.finditer(normalised):
+        start, end = sentence.span()
+        if end - start > _LEARNED_MAX_CHARS or len(sentence.group().split()) < 3:
+            continue
+        index = bisect.bisect_left(flagged, (start, -1))
+        if (index < len(flagged) and flagged[index][0] < end) or (
+            index > 0 and flagged[index - 1][1] > start
+        ):
+            continue  # a rule already flagged this sentence
+        read += 1
+        if read > _LEARNED_MAX_SENTENCES:
+            return
+        if INVITATION_MODEL.is_invitation(sentence.group()):
+            yield "off_platform_request", start, end
 
 
 def _near_refusal_word(refusal_starts: list[int], start: int, end: int) -> bool:

@@ -82,6 +82,12 @@ _TALK: Final = (
     r"|bicara|konuşalim|continue|talk|work|chat|pay|settle|deal|sort)"
 )
 
+# Meeting IDs are 9 to 13 digits in groups of three or four; a passcode may follow.
+_MEETING_ID: Final = r"\d{3,4}[ -]?\d{3,4}[ -]?\d{3,4}(?:[ -]?\d{3,4})?"
+_PASSCODE: Final = (
+    r"(?:[^.!?\n]{0,20}?\b(?:passcode|password|pass|pwd|pw|code|código|codigo|senha"
+    r"|contraseña|contrasena|kenncode|mot de passe|code secret|pin)\b[:\s]{0,3}[a-z0-9]{2,12})"
+)
 # A domain name as people type it: "marta-design.com", "https://www.x.co.uk".
 _DOMAIN: Final = r"(?<![a-z0-9.-])(?:https?://)?(?:www\.)?[a-z0-9-]{2,63}(?:\.[a-z]{2,24}){1,2}\b"
 _MESSENGER_VERBS: Final = (
@@ -389,10 +395,8 @@ _RULES: Final[dict[str, _Rule]] = {
         re.compile(
             r"\b(?:meeting|zoom|teams|webex|reunión|reunion|reunião|réunion|room|sala|raum)"
             r"[- ]?(?:meeting[- ]?)?(?:id|number|no\.?|code|número|numero|numéro|nummer)?"
-            r"\b[^.!?\n0-9]{0,14}\d{3}[ -]?\d{3,4}[ -]?\d{3,4}(?:[ -]?\d{3})?"
-            r"|\b(?:id|número|numero|numéro)\b[^.!?\n0-9]{0,14}\d{3}[ -]?\d{3,4}[ -]?\d{3,4}"
-            r"(?:[ -]?\d{3})?[^.!?\n]{0,20}\b(?:passcode|password|pass|pwd|pw|code|código"
-            r"|codigo|senha|contraseña|contrasena|kenncode|mot de passe|code secret)\b"
+            rf"\b[^.!?\n0-9]{{0,14}}{_MEETING_ID}{_PASSCODE}?"
+            rf"|\b(?:id|número|numero|numéro)\b[^.!?\n0-9]{{0,14}}{_MEETING_ID}{_PASSCODE}"
             r"|\b(?:meet|google meet|meet code|meeting code)\b[^.!?\n]{0,12}"
             r"\b[a-z]{3}-[a-z]{4}-[a-z]{3}\b"
             r"|\bmeet\.jit\.si/[a-z0-9_-]{3,60}"
@@ -415,7 +419,7 @@ _RULES: Final[dict[str, _Rule]] = {
             words=("id",),
         ),
         before=12,  # "google meet" starts seven characters before its keyword
-        after=110,
+        after=170,
     ),
 }
 

@@ -12,6 +12,7 @@ within a few minutes) is the caller's query; this module bounds how many it read
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
@@ -63,20 +64,52 @@ def find_split_contact_details(
             cursor += len(tail) + len(_JOINER)
         new_start = cursor
         joined = _JOINER.join([*pieces, text])
+        earlier_alone = find_contact_details(joined[: max(0, new_start - len(_JOINER))])
         for hit in find_contact_details(joined):
             if hit.start >= new_start or hit.end <= new_start:
                 continue  # wholly in the new message, or wholly in the earlier ones
+            if not _ADDS_DETAIL.search(joined, new_start, hit.end) and any(
+                found.kind == hit.kind and found.start < hit.end and hit.start < found.end
+                for found in earlier_alone
+            ):
+                # The earlier messages already hold this detail, and the new one only
+                # lends it a word ("call me" + "Bob").
+                continue
             joins = tuple(
                 message_id
                 for start, end, message_id in bounds
                 if hit.start < end and start < hit.end
             )
-            if joins and not _found_in_earlier_alone(joined_messages, joins):
+            if joins:
                 return SplitContactDetails(hit.kind, joins)
+    return _handle_after_invitation(recent, text)
+
+
+# What the new message must bring to a detail the earlier ones already hold for it to
+# complete something: a digit, an "@" or a dot ("zoom id 845 2291 0037" + "passcode 6612").
+_ADDS_DETAIL: Final = re.compile(r"[0-9@.]")
+# A message that is only a handle, a tag or an address: "@marta_ux", "marta_ux",
+# "pixelfox#4821", "live:sam.otter". Plain words ("thanks", "ok") do not count: a bare
+# handle without "@" needs a digit, "_" or "." in it.
+_BARE_HANDLE: Final = re.compile(
+    r"\s*(?:@[\w.]{2,32}|live:[\w.:-]{2,40}|[\w.]{2,32}#\d{4}"
+    r"|(?=[\w.]{0,31}[\d_.])[^\W\d][\w.]{2,31})\s*[.!]?\s*"
+)
+# Kinds of a hit that invites a handle to follow ("add me on telegram", "my insta is").
+_INVITING_KINDS: Final = frozenset(("messenger", "off_platform_request"))
+# How close to the end of the earlier message the invitation must be.
+_INVITATION_TAIL_CHARS: Final = 40
+
+
+def _handle_after_invitation(
+    recent: Sequence[EarlierMessage], text: str
+) -> SplitContactDetails | None:
+    """ "add me on telegram" then "@marta_ux": the handle completes the invitation."""
+    if not recent or _BARE_HANDLE.fullmatch(text) is None:
+        return None
+    previous = recent[-1]
+    tail_start = max(0, len(previous.text) - _INVITATION_TAIL_CHARS)
+    for hit in find_contact_details(previous.text):
+        if hit.kind in _INVITING_KINDS and hit.end >= tail_start:
+            return SplitContactDetails("messenger", (previous.id,))
     return None
-
-
-def _found_in_earlier_alone(messages: Sequence[EarlierMessage], joins: tuple[str, ...]) -> bool:
-    """A joined detail that the earlier messages already hold without the new one."""
-    earlier_text = _JOINER.join(m.text[-_EARLIER_TAIL_CHARS:] for m in messages if m.id in joins)
-    return bool(find_contact_details(earlier_text)) and len(joins) == 1

@@ -136,6 +136,31 @@ def test_a_detail_already_whole_in_an_earlier_message_is_not_joined() -> None:
     assert find_split_contact_details(earlier, "thanks") is None
 
 
+def test_a_handle_alone_completes_the_invitation_before_it() -> None:
+    earlier = [EarlierMessage("m1", "the draft is up"), EarlierMessage("m2", "add me on telegram")]
+    split = find_split_contact_details(earlier, "@marta_ux")
+    assert split is not None
+    assert split.joins == ("m2",)
+    # A plain word is not a handle, and a handle after no invitation is a mention.
+    assert find_split_contact_details(earlier, "thanks") is None
+    assert find_split_contact_details(earlier[:1], "@marta_ux") is None
+
+
+def test_a_passcode_completes_a_meeting_id_given_before() -> None:
+    earlier = [EarlierMessage("m1", "zoom id 845 2291 0037")]
+    split = find_split_contact_details(earlier, "passcode 661244")
+    assert split is not None
+    assert split.kind == "meeting"
+    assert find_split_contact_details(earlier, "see you then") is None
+
+
+def test_a_detail_given_whole_before_is_not_joined_again() -> None:
+    earlier = [EarlierMessage("m1", "my email is marta.k")]
+    assert find_split_contact_details(earlier, "at gmail dot com") is not None
+    earlier = [EarlierMessage("m1", "call me on +1 917")]
+    assert find_split_contact_details(earlier, "288 4410") is not None
+
+
 # --- evaluation ------------------------------------------------------------------------
 
 
