@@ -61,6 +61,8 @@ def find_contact_details(text: str) -> list[ContactDetailsHit]:
     candidates.extend(_find_messengers(normalised.text, found))
     candidates.extend(_find_off_platform_requests(normalised.text, text, normalised, found))
     candidates.extend(find_invitations(normalised.text, found))
+    # The classifier reads only sentences no rule matched, refused or not.
+    candidates.extend(list(_find_learned_invitations(normalised.text, candidates)))
     # A refusal ("I can't share my number") names contact details without giving any.
     if refusals := found.get("refusal"):
         refusal_starts = [start for start, _ in refusals]
@@ -71,7 +73,6 @@ def find_contact_details(text: str) -> list[ContactDetailsHit]:
             or not _near_refusal_word(refusal_starts, start, end)
             or not is_refusal(normalised.text, start, end)
         ]
-    candidates.extend(_find_learned_invitations(normalised.text, candidates))
     merged = _merge_overlapping(candidates)
     hits = [
         ContactDetailsHit(kind, *normalised.original_span(start, end))
