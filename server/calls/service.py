@@ -19,13 +19,9 @@ Rules it keeps:
 * A call is recorded from the moment it becomes active; a call whose recording cannot
   start, or whose media worker dies, ends ``failed`` (``MediaUnavailable``).
 
-Who is "lost" (reconnect grace): a participant whose call socket closed or whose media
-leg went ``disconnected``, ``closed``, or ``failed`` after having connected. A leg that
-fails before it ever connected ends the call ``failed`` / ``ice_failed`` at once: the
-network between that browser and the server does not work, and retrying would only make
-both people wait. A lost participant is back when a socket of theirs re-attaches (a new
-connection, or any socket sending a message for the call) while their media is up, or
-when their (new) media leg connects.
+Who is "lost" and when they are back is the state machine's to decide
+(``signaling.call_state``): the service only reports what happened as inputs (a media
+leg's state, the call socket closing, a socket of theirs attaching again).
 """
 
 from __future__ import annotations
@@ -69,22 +65,22 @@ from signaling.call_state import (
     CallTransition,
     Cancel,
     ChatPosted,
-    ConnectionLost,
     DeadlinesDue,
     Decline,
     EligibilityLost,
     FailureDetail,
     HangUp,
-    MediaConnected,
-    MediaFailed,
+    LegState,
+    LegStateChanged,
     MediaStateChanged,
     MediaUnavailable,
     NotACallParticipant,
     PhaseChanged,
-    Reconnected,
     Reported,
     Role,
     ServerShutdown,
+    SocketAttached,
+    SocketClosed,
     advance,
     start_call,
 )
@@ -490,7 +486,7 @@ class CallService:
         except BaseException:
             await live.aclose()
             raise
-        live.link(seller_id).socket = socket
+        live.call_sockets[seller_id] = socket
         self._calls[call_id] = live
         self._after(live, transition)
         return live
@@ -550,7 +546,7 @@ class CallService:
                 row = await self._row(session, call_id)
                 row.buyer_consent_at = now
                 await store.add_changes(session, row, transition.state, transition.changes)
-            live.link(socket.user_id).socket = socket
+            live.call_sockets[socket.user_id] = socket
             self._after(live, transition)
             seller = live.state.seller
         log.info("call=%s conn=%s accepted", call_id, socket.id)
@@ -640,30 +636,17 @@ class CallService:
         )
 
     async def _handle_leg_state(self, live: LiveCall, user_id: str, leg_state: str) -> None:
+        try:
+            leg = LegState(leg_state)
+        except ValueError:
+            return  # new, checking, connecting: nothing to decide yet
         async with live.lock:
             if not live.state.is_live or live.closing:
                 return
-            link = live.link(user_id)
-            event: CallInput
-            match leg_state:
-                case "connected":
-                    link.media_lost = False
-                    link.media_ever_connected = True
-                    event = MediaConnected(user_id)
-                case "disconnected":
-                    link.media_lost = True
-                    event = ConnectionLost(user_id, "ice_disconnected")
-                case "failed" if not link.media_ever_connected:
-                    event = MediaFailed(user_id, FailureDetail.ICE_FAILED)
-                case "failed" | "closed":
-                    link.media_lost = True
-                    event = ConnectionLost(user_id, f"media_{leg_state}")
-                case _:
-                    return
             role = live.state.participant(user_id).role
             log.info("call=%s %s's media leg %s", live.call_id, role, leg_state)
             try:
-                await self._apply_locked(live, event)
+                await self._apply_locked(live, LegStateChanged(user_id, leg))
             except CallStateError as exc:
                 log.info("call=%s leg state %s ignored: %s", live.call_id, leg_state, exc)
 
@@ -678,20 +661,10 @@ class CallService:
             p = live.state.participant(user_id)
             if not p.in_call:
                 return
-            link = live.link(user_id)
-            link.socket = socket
-            if not link.socket_lost:
+            live.call_sockets[user_id] = socket
+            if not p.socket_lost:
                 return
-            link.socket_lost = False
-            if link.media_lost:
-                return  # back when the new media leg connects
-            await self._apply_locked(live, Reconnected(user_id))
-            if (
-                live.state.is_live
-                and live.media.leg_state(user_id) == "connected"
-                and not live.state.participant(user_id).media_connected
-            ):
-                await self._apply_locked(live, MediaConnected(user_id))
+            await self._apply_locked(live, SocketAttached(user_id))
         log.info("call=%s conn=%s re-attached", live.call_id, socket.id)
 
     async def socket_opened(self, socket: CallSocket) -> None:
@@ -708,7 +681,7 @@ class CallService:
         ):
             socket.send(live.incoming)
             return
-        if not live.link(socket.user_id).socket_lost:
+        if not state.participant(socket.user_id).socket_lost:
             return
         try:
             await self._attach(live, socket)
@@ -728,17 +701,15 @@ class CallService:
 
     async def socket_closed(self, socket: CallSocket) -> None:
         for live in list(self._calls.values()):
-            link = live.links.get(socket.user_id)
-            if link is None or link.socket is None or link.socket.id != socket.id:
+            if not live.is_call_socket(socket):
                 continue
             async with live.lock:
-                if link.socket is None or link.socket.id != socket.id or not live.state.is_live:
+                if not live.is_call_socket(socket) or not live.state.is_live:
                     continue
-                link.socket = None
-                link.socket_lost = True
+                live.call_sockets[socket.user_id] = None
                 log.info("call=%s conn=%s call socket closed", live.call_id, socket.id)
                 with contextlib.suppress(CallStateError):
-                    await self._apply_locked(live, ConnectionLost(socket.user_id, "ws_closed"))
+                    await self._apply_locked(live, SocketClosed(socket.user_id))
 
     # ------------------------------------------------------------------ chat, reports
 
