@@ -15,9 +15,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel
-
 from recorder import FinalisedRecording
+from server.calls.notifications import IncomingCall
 from server.calls.seams import CallSocket
 from server.clock import utcnow
 from server.media.call_media import CallMedia
@@ -35,7 +34,7 @@ class LiveCall:
     state: CallState
     media: CallMedia
     join_url: str
-    incoming: BaseModel | None = None
+    incoming: IncomingCall | None = None
     """The ``incoming_call`` the buyer's sockets got; a socket opened while it rings gets it too."""
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     call_sockets: dict[str, CallSocket | None] = field(default_factory=dict)
