@@ -100,6 +100,9 @@ class FailureDetail(StrEnum):
     """The call could not be recorded; an unrecorded call does not go on."""
     NODE_LOST = "node_lost"
     """The node that ran the call stopped answering; another node ended the call."""
+    STORAGE_FAILED = "storage_failed"
+    """The call's changes could not be stored (the database kept failing): it ended, so that
+    nothing happens in a call that its record does not show."""
 
 
 class Role(StrEnum):

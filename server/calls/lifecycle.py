@@ -30,6 +30,7 @@ from server.calls.registry import LiveCallRegistry
 from server.calls.seams import CallEndedHook
 from server.clock import utcnow
 from server.db.models import Call
+from server.eligibility_snapshots import LIVE_CALL_STATES
 from server.owned_tasks import OwnedTasks
 from signaling.call_state import (
     CallInput,
@@ -48,6 +49,10 @@ from signaling.ws_protocol import ErrorCode
 
 log = logging.getLogger(__name__)
 DEADLINE_RETRY_SECONDS = 1.0
+STORE_ATTEMPTS = 3
+STORE_RETRY_PAUSES_S = (0.2, 0.5, 1.0)
+STORE_RETRY_MAX_PAUSE_S = 30.0
+DEFERRED_WRITES_GRACE_S = 5.0
 
 TransitionListener = Callable[[LiveCall, CallTransition], None]
 
@@ -72,6 +77,8 @@ class CallLifecycle:
         # Never closed (cancelled): a teardown stores what was recorded, so it runs to its
         # end; ``settled`` (and so shutdown) awaits them.
         self._teardowns = OwnedTasks("call teardowns")
+        # Ends of calls the database refused, stored as soon as it takes writes again.
+        self._deferred = OwnedTasks("deferred call writes")
         self.accepting = True
         """False once shutdown began: no new call may start."""
 
@@ -82,14 +89,86 @@ class CallLifecycle:
             return await self.apply_locked(live, event)
 
     async def apply_locked(self, live: LiveCall, event: CallInput) -> CallTransition:
-        """``apply`` for a caller that holds ``live.lock``."""
+        """``apply`` for a caller that holds ``live.lock``.
+
+        A change that cannot be stored is tried again a few times. When the database keeps
+        failing, a change that ends the call still ends it here at once (a participant can
+        always end a call; its claims are freed) and is stored later by a task that keeps
+        trying; any other change ends the call ``failed`` / ``storage_failed`` the same
+        way, and the caller hears that it was refused. No zombie call is left: live here
+        with nobody able to end it, or ``active`` in the database for ever.
+        """
         transition = advance(live.state, event, utcnow())
-        if transition.changes:
-            async with self._db() as session, session.begin():
-                row = await self.fenced_row(session, live.call_id)
-                await store.add_changes(session, row, transition.state, transition.changes)
+        if not transition.changes:
+            self.after_stored(live, transition)
+            return transition
+        try:
+            await self._store(live, transition, attempts=STORE_ATTEMPTS)
+        except CallError:
+            raise  # fenced: another node ended the call
+        except Exception:
+            log.exception("call=%s storing a change kept failing", live.call_id)
+            if transition.state.is_live:
+                ending = advance(
+                    live.state, MediaUnavailable(FailureDetail.STORAGE_FAILED), utcnow()
+                )
+                self._end_unstored(live, ending)
+                raise CallError(
+                    ErrorCode.INTERNAL_ERROR,
+                    "the call could not be saved, so it was ended; try again in a moment",
+                ) from None
+            self._end_unstored(live, transition)
+            return transition
         self.after_stored(live, transition)
         return transition
+
+    async def _store(self, live: LiveCall, transition: CallTransition, *, attempts: int) -> None:
+        for attempt in range(attempts):
+            try:
+                async with self._db() as session, session.begin():
+                    row = await self.fenced_row(session, live.call_id)
+                    await store.add_changes(session, row, transition.state, transition.changes)
+                return
+            except CallError:
+                raise
+            except Exception:
+                if attempt + 1 == attempts:
+                    raise
+                log.warning(
+                    "call=%s storing a change failed; trying again (%d of %d)",
+                    live.call_id,
+                    attempt + 2,
+                    attempts,
+                )
+                await asyncio.sleep(
+                    STORE_RETRY_PAUSES_S[min(attempt, len(STORE_RETRY_PAUSES_S) - 1)]
+                )
+
+    def _end_unstored(self, live: LiveCall, ending: CallTransition) -> None:
+        """End the call here and now, and store its end later, however long that takes."""
+        self.after_stored(live, ending)
+        self._deferred.spawn(
+            self._store_until_done(live, ending), name=f"call-store-end-{live.call_id}"
+        )
+
+    async def _store_until_done(self, live: LiveCall, ending: CallTransition) -> None:
+        pause = STORE_RETRY_PAUSES_S[0]
+        while True:
+            try:
+                async with self._db() as session, session.begin():
+                    row = await session.get(Call, live.call_id, with_for_update=True)
+                    if row is None or row.owner_epoch != live.epoch:
+                        return  # gone, or another node ended it meanwhile
+                    if row.state in LIVE_CALL_STATES:
+                        await store.add_changes(session, row, ending.state, ending.changes)
+                log.info("call=%s its end is stored at last", live.call_id)
+                return
+            except Exception:
+                log.warning(
+                    "call=%s storing its end failed again; next try in %.0f s", live.call_id, pause
+                )
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, STORE_RETRY_MAX_PAUSE_S)
 
     async def fenced_row(self, session: AsyncSession, call_id: str) -> Call:
         """The call's row, locked for the transaction, after checking that this node still
@@ -235,3 +314,9 @@ class CallLifecycle:
                     log.exception("call=%s could not be ended at shutdown", live.call_id)
                     self.finish(live)
         await self.settled()
+        # Ends the database refused get a last chance; what is still unstored is ended at
+        # the next start (this node's calls left live are ended then).
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(DEFERRED_WRITES_GRACE_S):
+                await self._deferred.wait()
+        await self._deferred.aclose()
