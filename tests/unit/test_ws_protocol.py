@@ -45,6 +45,7 @@ from signaling.ws_protocol import (
     IncomingCallMessage,
     MediaStateMessage,
     OfferMessage,
+    PeerConnectionStateMessage,
     PeerMediaStateMessage,
     PingMessage,
     ProtocolError,
@@ -143,6 +144,7 @@ def server_samples() -> list[BaseModel]:
         ),
         ServerIceCandidateMessage(call_id="c-1", candidate=None),
         PeerMediaStateMessage(call_id="c-1", user_id="b-1", audio=True, video=False),
+        PeerConnectionStateMessage(call_id="c-1", user_id="b-1", state="reconnecting"),
         chat_message(
             id=6,
             call_id="c-1",

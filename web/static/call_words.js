@@ -74,12 +74,13 @@ function failureWords(detail, byMe, nobody, peer) {
         : `${peer}'s connection was lost and did not come back in time, so the call ended.`;
     case "connect_timeout":
       return "The call could not connect in time (the video connection did not start), so it ended.";
-    case "recording_failed":
-      return "The call could not be recorded any more, so it ended: every call here is recorded. You can call again later.";
     case "media_worker_lost":
-      return "The call server had a problem carrying the call's video, so the call ended. You can call again.";
     case "node_lost":
-      return "The call server running this call stopped responding, so the call ended. You can call again.";
+      return "The call server carrying this call stopped, so the call ended. You can call again.";
+    case "recording_failed":
+      return "The call could not be recorded, so it ended: calls here are only allowed while they are recorded. You can call again.";
+    case "storage_failed":
+      return "The call service could not save the call, so it ended. You can call again in a moment.";
     default:
       return "The call failed because of a connection problem.";
   }
