@@ -24,14 +24,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import itertools
-import os
 import re
-import secrets
 import socket
 import statistics
-import struct
 import sys
 import time
 from pathlib import Path
@@ -39,12 +35,18 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import aioice.ice
-import aioice.stun as stun
 
 from signaling import aiortc_patches
 from signaling.media_bridge import CallMediaBridge
 from tests.support.encoded_media import EncodedClip, encoded_clip
 from tests.support.media_peers import MediaClient, Progress
+from tests.support.raw_udp import (
+    binding_request,
+    blast,
+    ice_credentials,
+    leg_connection,
+    rtp_looking,
+)
 
 
 class Call:
@@ -63,10 +65,7 @@ class Call:
         return client
 
     def connection(self, participant_id: str) -> aioice.ice.Connection:
-        leg = self.bridge._participants[participant_id].leg
-        assert leg is not None
-        (transport,) = {t.receiver.transport.transport for t in leg.pc.getTransceivers()}
-        return transport._connection  # type: ignore[no-any-return]
+        return leg_connection(self.bridge, participant_id)
 
     async def close(self) -> None:
         for client in self.clients.values():
@@ -93,21 +92,6 @@ class LagSampler:
     def __exit__(self, *exc: object) -> None:
         assert self._task is not None
         self._task.cancel()
-
-
-def rtp_looking(seq: int) -> bytes:
-    return struct.pack("!BBHII", 0x80, 96, seq & 0xFFFF, seq * 3000, 0x1234_5678) + os.urandom(1100)
-
-
-def blast(port: int, count: int) -> float:
-    packets = [rtp_looking(n) for n in range(512)]
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-        udp.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
-        started = time.monotonic()
-        for n in range(count):
-            with contextlib.suppress(BlockingIOError):
-                udp.sendto(packets[n % len(packets)], ("127.0.0.1", port))
-        return time.monotonic() - started
 
 
 def server_port(client: MediaClient) -> int:
@@ -148,23 +132,6 @@ async def loop_cost_per_datagram(call: Call, count: int) -> float:
     while connection._queue.qsize():
         await asyncio.sleep(0)
     return (time.perf_counter() - started) / count
-
-
-def binding_request(username: str, password: str) -> bytes:
-    request = stun.Message(message_method=stun.Method.BINDING, message_class=stun.Class.REQUEST)
-    request.attributes["USERNAME"] = username
-    request.attributes["PRIORITY"] = 1_853_824_767
-    request.attributes["ICE-CONTROLLING"] = secrets.randbits(64)
-    request.add_message_integrity(password.encode("utf8"))
-    request.add_fingerprint()
-    return bytes(request)
-
-
-def ice_credentials(sdp: str) -> tuple[str, str]:
-    ufrag = re.search(r"^a=ice-ufrag:(\S+)", sdp, re.M)
-    pwd = re.search(r"^a=ice-pwd:(\S+)", sdp, re.M)
-    assert ufrag and pwd
-    return ufrag.group(1), pwd.group(1)
 
 
 def send_checks(port: int, request: bytes, sources: int) -> None:

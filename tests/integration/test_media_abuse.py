@@ -13,11 +13,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-import os
 import re
 import secrets
 import socket
-import struct
 import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -31,6 +29,7 @@ from signaling.media_bridge import CallMediaBridge
 from signaling.media_errors import InvalidCandidateError
 from tests.support.encoded_media import EncodedClip
 from tests.support.media_peers import MediaClient, Progress
+from tests.support.raw_udp import binding_request, blast, ice_credentials, leg_connection
 from tests.support.rtc_client import CallHarness
 
 pytestmark = pytest.mark.integration
@@ -39,35 +38,10 @@ BURST_DATAGRAMS = 40_000
 CHECK_SOURCES = 3_000
 
 
-def ice_credentials(sdp: str) -> tuple[str, str]:
-    ufrag = re.search(r"^a=ice-ufrag:(\S+)", sdp, re.MULTILINE)
-    pwd = re.search(r"^a=ice-pwd:(\S+)", sdp, re.MULTILINE)
-    assert ufrag and pwd
-    return ufrag.group(1), pwd.group(1)
-
-
 def server_connection(calls: CallHarness, call_id: str, user_id: str) -> aioice.ice.Connection:
     """The server's aioice connection of ``user_id``'s leg (one per leg: bundled)."""
     bridge = calls.local_media(call_id).bridge
     return leg_connection(bridge, user_id)
-
-
-def leg_connection(bridge: CallMediaBridge, participant_id: str) -> aioice.ice.Connection:
-    leg = bridge._participants[participant_id].leg
-    assert leg is not None
-    (transport,) = {t.receiver.transport.transport for t in leg.pc.getTransceivers()}
-    return transport._connection  # type: ignore[no-any-return]
-
-
-def binding_request(username: str, password: str) -> bytes:
-    """A connectivity check signed with the leg's ICE password, as a browser sends one."""
-    request = stun.Message(message_method=stun.Method.BINDING, message_class=stun.Class.REQUEST)
-    request.attributes["USERNAME"] = username
-    request.attributes["PRIORITY"] = 1_853_824_767
-    request.attributes["ICE-CONTROLLING"] = secrets.randbits(64)
-    request.add_message_integrity(password.encode("utf8"))
-    request.add_fingerprint()
-    return bytes(request)
 
 
 def check_from_many_ports(port: int, request: bytes, sources: int) -> int:
@@ -318,23 +292,6 @@ async def test_a_seller_re_offering_in_a_loop_is_rate_limited(calls: CallHarness
 # --- junk datagrams -----------------------------------------------------------------------
 
 
-def rtp_looking(seq: int, ssrc: int) -> bytes:
-    """A plausible RTP packet (V=2, PT 96) with a junk payload: SRTP will refuse it."""
-    return struct.pack("!BBHII", 0x80, 96, seq & 0xFFFF, seq * 3000, ssrc) + os.urandom(1100)
-
-
-def blast(port: int, count: int) -> float:
-    """Send ``count`` RTP-looking datagrams to ``port`` as fast as possible; answer seconds."""
-    packets = [rtp_looking(n, 0x1234_5678) for n in range(512)]
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-        udp.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
-        started = time.monotonic()
-        for n in range(count):
-            with contextlib.suppress(BlockingIOError):
-                udp.sendto(packets[n % len(packets)], ("127.0.0.1", port))
-        return time.monotonic() - started
-
-
 def longest_gap(arrivals: list[float], start: float, end: float) -> float:
     window = [t for t in arrivals if start <= t <= end]
     return max((b - a for a, b in itertools.pairwise(window)), default=end - start)
@@ -353,15 +310,17 @@ async def test_a_burst_of_rtp_looking_junk_does_not_stall_video(calls: CallHarne
     after = aiortc_patches.datagram_drop_counts()
     gap = longest_gap(frames.arrivals, burst_start - 0.5, time.monotonic())
     dropped = after.unknown_source - before.unknown_source
-    print(
+    figures = (
         f"burst of {BURST_DATAGRAMS} in {took:.3f} s: {dropped} dropped at the source check, "
         f"{after.queue_full - before.queue_full} for a full queue; longest video gap {gap:.3f} s"
     )
+    print(figures)
     # The junk never reached DTLS/SRTP (what the kernel did not drop was refused at once),
     # so no real datagram was lost behind it in the leg's queue.
-    assert dropped >= 1000
-    assert after.queue_full == before.queue_full
+    assert dropped >= 1000, figures
+    assert after.queue_full == before.queue_full, figures
     # Measured before the fix: a 2.5 s stall with Chromium, 0.4-0.6 s with aiortc peers;
-    # after, 0.15-0.2 s. The bound is loose: the machine is shared.
-    assert gap < 2.0
+    # after, 0.15-0.4 s, about the time the burst takes to arrive. The bound is loose: the
+    # machine is shared.
+    assert gap < 2.0, figures
     assert call_id in calls.service.live_call_ids
