@@ -60,6 +60,7 @@ from signaling import ws_limits
 from signaling.call_state import (
     Accept,
     CallActionNotAllowed,
+    CallEndingSoon,
     CallEventKind,
     CallInput,
     CallPhase,
@@ -97,6 +98,8 @@ from signaling.ws_protocol import (
     IncomingCallMessage,
     PeerConnectionStateMessage,
     PeerMediaStateMessage,
+    VideoPausedMessage,
+    call_ending_soon_message,
     call_state_message,
     chat_message,
 )
@@ -162,6 +165,7 @@ class CallService:
             ring=timedelta(seconds=settings.ring_timeout_seconds),
             connect=timedelta(seconds=settings.connect_timeout_seconds),
             reconnect_grace=timedelta(seconds=settings.reconnect_grace_seconds),
+            max_length=timedelta(minutes=settings.max_call_minutes),
         )
         self._calls: dict[str, LiveCall] = {}
         self._claims: dict[str, str] = {}
@@ -276,6 +280,8 @@ class CallService:
         for listener in self.transition_listeners:
             listener(live, transition)
         for change in transition.changes:
+            if isinstance(change, CallEndingSoon):
+                self._tell_both(live, call_ending_soon_message(live.state, change))
             if isinstance(change, PhaseChanged) and change.previous is not None:
                 log.info(
                     "call=%s %s -> %s%s",
@@ -501,6 +507,7 @@ class CallService:
                 call_id,
                 on_leg_state=lambda pid, state: self._on_leg_state(holder, pid, state),
                 on_failure=lambda detail: self._on_media_failure(holder, detail),
+                on_notice=lambda pid, notice: self._on_media_notice(holder, pid, notice),
             )
         except MediaUnavailableError as exc:
             log.warning("call=%s no media capacity: %s", call_id, exc)
@@ -523,6 +530,13 @@ class CallService:
             return
         live = holder[0]
         live.spawn(self._media_failed(live, detail), name=f"call-media-failed-{live.call_id}")
+
+    def _on_media_notice(self, holder: list[LiveCall], user_id: str, notice: str) -> None:
+        """The bridge paused (or resumed) the video ``user_id`` receives: tell both."""
+        if holder and not holder[0].closing and holder[0].state.is_live:
+            paused = notice == "video_paused"
+            message = VideoPausedMessage(call_id=holder[0].call_id, user_id=user_id, paused=paused)
+            self._tell_both(holder[0], message)
 
     async def _media_failed(self, live: LiveCall, detail: FailureDetail) -> None:
         with contextlib.suppress(CallStateError):
