@@ -237,6 +237,7 @@ class RemoteCallMedia:
         staging: Path,
         on_leg_state: LegStateListener,
         on_failure: MediaFailureListener,
+        *,
         on_notice: MediaNoticeListener | None = None,
     ) -> None:
         self._call_id = call_id
@@ -440,7 +441,7 @@ class MediaWorkerPool:
             raise MediaUnavailableError("no media worker is running on this node")
         worker = min(live, key=lambda w: (len(w.calls), w.index))
         media = RemoteCallMedia(
-            call_id, worker, self._staging, on_leg_state, on_failure, on_notice
+            call_id, worker, self._staging, on_leg_state, on_failure, on_notice=on_notice
         )
         worker.calls[call_id] = media  # counted at once, so racing calls spread out
         try:

@@ -215,7 +215,9 @@ def _figures(
     ]
     expected = (audio[-1][0] - audio[0][0]) // AUDIO_FRAME_TICKS + 1 if audio else 0
     gaps = [y - x for (_, x), (_, y) in itertools.pairwise(audio)]
-    audio_gaps = [(x - start, y - x) for (_, x), (_, y) in itertools.pairwise(audio) if y - x > 0.25]
+    audio_gaps = [
+        (x - start, y - x) for (_, x), (_, y) in itertools.pairwise(audio) if y - x > 0.25
+    ]
     return ScenarioFigures(
         receiver_driven=receiver_driven,
         limit_bps=limit_bps,
