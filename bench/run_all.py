@@ -15,6 +15,8 @@ BENCHMARKS: list[list[str]] = [
     ["bench_recorder.py", "--seconds", "30"],
     # What a metrics scrape costs the event loop, by number of live calls.
     ["bench_metrics.py"],
+    # Receiver-driven bitrate on and off, the buyer's downlink shaped to 450 kbps.
+    ["bench_bitrate.py"],
 ]
 
 

@@ -60,6 +60,8 @@ class ScenarioFigures:
     adapted_after_s: float | None
     """Seconds from the constraint until the seller's video first fit the limit."""
     freezes_after_adaptation: Freezes
+    freezes_whole: Freezes
+    """Over the whole constrained stretch, its start and end counting as frames."""
     video_frames_decodable: int
     audio_frames_expected: int
     audio_frames_missing: int
@@ -208,6 +210,7 @@ def _figures(
     adapted = next((i + 1.0 for i, kbps in enumerate(sent_kbps) if kbps <= budget_kbps), None)
     after = start + (adapted if adapted is not None else seconds)
     arrivals = decodable_arrivals(b.received["video"], after)
+    window = [start, *decodable_arrivals(b.received["video"], start), start + seconds]
     audio = [
         (f.timestamp, at)
         for f, at in zip(b.received["audio"].frames, b.received["audio"].arrivals, strict=True)
@@ -225,6 +228,7 @@ def _figures(
         remb_kbps=remb_kbps,
         adapted_after_s=adapted,
         freezes_after_adaptation=freezes(arrivals),
+        freezes_whole=freezes(sorted(window)),
         video_frames_decodable=len(arrivals),
         audio_frames_expected=expected,
         audio_frames_missing=max(0, expected - len(audio)),
