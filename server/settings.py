@@ -43,6 +43,9 @@ class Settings(BaseSettings):
     media_workers: int | None = Field(default=None, ge=0, le=256)
     # SO_RCVBUF asked for every media socket (the kernel caps it at net.core.rmem_max).
     media_udp_receive_buffer_bytes: int = Field(default=2 * 1024 * 1024, ge=65536)
+    # What each media leg may send (audio and video): advertised to browsers (b=AS, REMB)
+    # and policed (frames beyond it dropped, a leg that keeps above it ends the call).
+    max_leg_bitrate_kbps: int = Field(default=2500, ge=256, le=100_000)
 
     eligibility_activity_window_days: int = Field(default=14, ge=1, le=3650)
     call_attempt_limit: int = Field(default=5, ge=1, le=1000)
@@ -50,6 +53,9 @@ class Settings(BaseSettings):
     ring_timeout_seconds: float = Field(default=45.0, gt=0, le=600)
     reconnect_grace_seconds: float = Field(default=20.0, gt=0, le=600)
     connect_timeout_seconds: float = Field(default=30.0, gt=0, le=600)
+    # A call ends (``max_length``) this long after it became active, both people warned a
+    # minute before; fractions of a minute are for tests.
+    max_call_minutes: float = Field(default=120.0, gt=0, le=24 * 60)
     join_link_ttl_seconds: int = Field(default=600, ge=10, le=86400)
     login_token_ttl_seconds: int = Field(default=120, ge=10, le=3600)
     session_max_age_seconds: int = Field(default=12 * 3600, ge=60)
