@@ -20,6 +20,8 @@ BENCHMARKS: list[list[str]] = [
     # The contact-details detector: recall and false positives per kind on the development
     # and held-out sets, time per message p50/p99 (also for 2,000-character messages).
     ["bench_contact_details.py"],
+    # Receiver-driven bitrate on and off, the buyer's downlink shaped to 450 kbps.
+    ["bench_bitrate.py"],
 ]
 
 

@@ -53,6 +53,8 @@ from server.webhooks.sender import WebhookSender
 from server.write_throttle import WRITE_THROTTLES, WriteThrottles
 from server.ws.setup import add_call_signalling
 from signaling import aiortc_patches, ws_limits
+from signaling.media_bandwidth import BandwidthSettings
+from signaling.media_bridge import BridgeSettings
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +113,13 @@ async def webhooks_ctx(app: web.Application) -> AsyncIterator[None]:
     await sender.aclose()
 
 
+def bridge_settings_from(settings: Settings) -> BridgeSettings:
+    """In-process media's bridge settings (a worker builds its own from ``WorkerConfig``)."""
+    return BridgeSettings(
+        bandwidth=BandwidthSettings(max_leg_bitrate_bps=settings.max_leg_bitrate_kbps * 1000)
+    )
+
+
 async def media_ctx(app: web.Application) -> AsyncIterator[None]:
     """Where calls' media runs: the node's media worker processes, or (``media_workers``
     0) this process. ICE gathers host candidates only on the configured addresses."""
@@ -122,14 +131,16 @@ async def media_ctx(app: web.Application) -> AsyncIterator[None]:
         aiortc_patches.limit_ice_host_addresses(addresses)
         aiortc_patches.set_udp_receive_buffer(settings.media_udp_receive_buffer_bytes)
         staging = StagingRecorders(
-            settings.recording_staging_dir, budget_bytes=settings.staging_bytes_per_call
+            settings.recording_staging_dir, budget_bytes=settings.resolved_staging_bytes_per_call
         )
 
         def sink_factory() -> SinkFactory:
             seam = app.get(RECORDING_SINK_FACTORY)
             return staging if seam is None else sink_factory_from(seam)
 
-        host = LocalMediaHost(sink_factory, staging_space=space)
+        host = LocalMediaHost(
+            sink_factory, bridge_settings=bridge_settings_from(settings), staging_space=space
+        )
     else:
         pool = MediaWorkerPool(
             settings.resolved_media_workers,
@@ -138,8 +149,9 @@ async def media_ctx(app: web.Application) -> AsyncIterator[None]:
             udp_receive_buffer_bytes=settings.media_udp_receive_buffer_bytes,
             log_format=settings.log_format,
             node_name=settings.resolved_node_name,
+            max_leg_bitrate_bps=settings.max_leg_bitrate_kbps * 1000,
             staging_space=space,
-            staging_budget_bytes=settings.staging_bytes_per_call,
+            staging_budget_bytes=settings.resolved_staging_bytes_per_call,
         )
         await pool.start()
         host = pool

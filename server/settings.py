@@ -14,6 +14,8 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from signaling.media_bandwidth import BandwidthSettings
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="INBOXCALL_", extra="ignore")
@@ -49,9 +51,12 @@ class Settings(BaseSettings):
     # 0: no floor.
     staging_min_free_bytes: int = Field(default=2 * 1024**3, ge=0)
     # Media bytes one call may write to staging (both participants); past it the recording
-    # stops and the call ends failed/recording_failed. 4 GiB: both sides at 2.5 Mbit/s for
-    # 1 h 50 min, or at a browser's usual 1 Mbit/s for 4.5 h.
-    staging_bytes_per_call: int = Field(default=4 * 1024**3, ge=64 * 1024)
+    # stops and the call ends failed/recording_failed. Unset: what the longest call can
+    # legitimately write (see resolved_staging_bytes_per_call).
+    staging_bytes_per_call: int | None = Field(default=None, ge=64 * 1024)
+    # What each media leg may send (audio and video): advertised to browsers (b=AS, REMB)
+    # and policed (frames beyond it dropped, a leg that keeps above it ends the call).
+    max_leg_bitrate_kbps: int = Field(default=2500, ge=256, le=100_000)
 
     eligibility_activity_window_days: int = Field(default=14, ge=1, le=3650)
     call_attempt_limit: int = Field(default=5, ge=1, le=1000)
@@ -59,6 +64,9 @@ class Settings(BaseSettings):
     ring_timeout_seconds: float = Field(default=45.0, gt=0, le=600)
     reconnect_grace_seconds: float = Field(default=20.0, gt=0, le=600)
     connect_timeout_seconds: float = Field(default=30.0, gt=0, le=600)
+    # A call ends (``max_length``) this long after it became active, both people warned a
+    # minute before; fractions of a minute are for tests.
+    max_call_minutes: float = Field(default=120.0, gt=0, le=24 * 60)
     join_link_ttl_seconds: int = Field(default=600, ge=10, le=86400)
     login_token_ttl_seconds: int = Field(default=120, ge=10, le=3600)
     session_max_age_seconds: int = Field(default=12 * 3600, ge=60)
@@ -165,6 +173,18 @@ class Settings(BaseSettings):
         if self.media_workers is not None:
             return self.media_workers
         return max(1, os.cpu_count() or 1)
+
+    @property
+    def resolved_staging_bytes_per_call(self) -> int:
+        """The staging budget of one call: unset, both legs at the bitrate ceiling with the
+        police's 1.5x tolerance (signaling.media_bandwidth) for the maximum call length --
+        6.75 GB with the defaults (2500 kbit/s, 120 min). A legitimate call never reaches it;
+        a client flooding past the police cannot fill the disk."""
+        if self.staging_bytes_per_call is not None:
+            return self.staging_bytes_per_call
+        legs = 2
+        bits = legs * self.max_leg_bitrate_kbps * 1000 * BandwidthSettings().police_tolerance
+        return int(bits * self.max_call_minutes * 60 / 8)
 
     @property
     def recording_staging_dir(self) -> Path:

@@ -51,6 +51,11 @@ only when both are up again: a socket of theirs attached since the last one clos
 their media leg connected since it was lost (in either order). A participant whose socket
 comes back while their leg stayed up counts as media-connected again at once. One who is
 not back within the grace period ends the call ``failed`` / ``participant_lost``.
+
+A call lasts at most ``CallTimeouts.max_length`` from the moment it became active: a
+``warning_lead`` before that, ``DeadlinesDue`` yields a ``CallEndingSoon`` change (the
+owner tells both people; nothing is stored), and at the limit the call ends
+``max_length``.
 """
 
 from __future__ import annotations
@@ -85,6 +90,8 @@ class EndReason(StrEnum):
     INELIGIBLE = "ineligible"
     """An eligibility rule stopped holding; ``CallEnd.detail`` is its reason code."""
     SERVER_SHUTDOWN = "server_shutdown"
+    MAX_LENGTH = "max_length"
+    """The call reached ``CallTimeouts.max_length`` (both people were warned before)."""
 
 
 class FailureDetail(StrEnum):
@@ -103,6 +110,8 @@ class FailureDetail(StrEnum):
     STORAGE_FAILED = "storage_failed"
     """The call's changes could not be stored (the database kept failing): it ended, so that
     nothing happens in a call that its record does not show."""
+    BITRATE_EXCEEDED = "bitrate_exceeded"
+    """A participant kept sending far above the per-leg bitrate ceiling (``CallEnd.by``)."""
 
 
 class Role(StrEnum):
@@ -129,11 +138,15 @@ class DeadlineKind(StrEnum):
     RING = "ring"
     CONNECT = "connect"
     RECONNECT_GRACE = "reconnect_grace"
+    MAX_LENGTH_WARNING = "max_length_warning"
+    MAX_LENGTH = "max_length"
 
 
 DEFAULT_RING_TIMEOUT = timedelta(seconds=45)
 DEFAULT_CONNECT_TIMEOUT = timedelta(seconds=30)
 DEFAULT_RECONNECT_GRACE = timedelta(seconds=20)
+DEFAULT_MAX_LENGTH = timedelta(minutes=120)
+DEFAULT_ENDING_WARNING = timedelta(minutes=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,11 +156,22 @@ class CallTimeouts:
     """From accept until both legs' media are connected; without it a call whose client
     never sends an offer would sit in ``connecting`` forever."""
     reconnect_grace: timedelta = DEFAULT_RECONNECT_GRACE
+    max_length: timedelta = DEFAULT_MAX_LENGTH
+    """From the moment the call became active until it ends ``max_length``: bounds what
+    one call can cost in media and recording storage."""
+    ending_warning: timedelta = DEFAULT_ENDING_WARNING
+    """How long before ``max_length`` both people are warned (at most half of it)."""
 
     def __post_init__(self) -> None:
-        for name in ("ring", "connect", "reconnect_grace"):
+        for name in ("ring", "connect", "reconnect_grace", "max_length", "ending_warning"):
             if getattr(self, name) <= timedelta(0):
                 raise ValueError(f"timeout {name} must be positive")
+
+    @property
+    def warning_lead(self) -> timedelta:
+        """``ending_warning``, but never more than half the call: a short limit (tests,
+        demos) still gets a call before its warning."""
+        return min(self.ending_warning, self.max_length / 2)
 
 
 # --- errors ----------------------------------------------------------------------------
@@ -250,7 +274,20 @@ class PhaseChanged:
     end: CallEnd | None = None
 
 
-Change = PhaseChanged | CallEvent
+@dataclass(frozen=True, slots=True)
+class CallEndingSoon:
+    """The call will end ``max_length`` at ``ends_at``: tell both people (not stored)."""
+
+    call_id: str
+    at: datetime
+    ends_at: datetime
+
+    @property
+    def seconds_left(self) -> float:
+        return max(0.0, (self.ends_at - self.at).total_seconds())
+
+
+Change = PhaseChanged | CallEvent | CallEndingSoon
 
 
 @dataclass(frozen=True, slots=True)
@@ -273,6 +310,8 @@ class CallState:
     answered_at: datetime | None = None
     active_at: datetime | None = None
     end: CallEnd | None = None
+    ending_warned: bool = False
+    """Both people were told the call reaches its maximum length soon."""
 
     @property
     def is_live(self) -> bool:
@@ -317,6 +356,19 @@ class CallState:
             return None
         return self.answered_at + self.timeouts.connect
 
+    @property
+    def max_length_deadline(self) -> datetime | None:
+        if self.phase is not CallPhase.ACTIVE or self.active_at is None:
+            return None
+        return self.active_at + self.timeouts.max_length
+
+    @property
+    def ending_warning_deadline(self) -> datetime | None:
+        limit = self.max_length_deadline
+        if limit is None or self.ending_warned:
+            return None
+        return limit - self.timeouts.warning_lead
+
     def grace_deadline(self, user_id: str) -> datetime | None:
         """When ``user_id``'s reconnect grace runs out, if they are lost in a live call."""
         p = self.participant(user_id)
@@ -334,6 +386,12 @@ class CallState:
         for p in self.participants:
             if (grace := self.grace_deadline(p.user_id)) is not None:
                 found.append(Deadline(DeadlineKind.RECONNECT_GRACE, grace, p.user_id))
+        if (warning := self.ending_warning_deadline) is not None:
+            found.append(Deadline(DeadlineKind.MAX_LENGTH_WARNING, warning))
+        if (limit := self.max_length_deadline) is not None:
+            found.append(Deadline(DeadlineKind.MAX_LENGTH, limit))
+        # Stable sort: at the same instant, whatever ends the call for another reason
+        # (a lost participant) comes before the length limit.
         return tuple(sorted(found, key=lambda d: d.at))
 
     def next_deadline(self) -> Deadline | None:
@@ -685,6 +743,15 @@ def _deadlines_due(state: CallState, now: datetime) -> CallTransition:
                 by=due.user_id,
                 detail=FailureDetail.PARTICIPANT_LOST.value,
             )
+        case DeadlineKind.MAX_LENGTH_WARNING:
+            limit = state.max_length_deadline
+            assert limit is not None  # the warning deadline exists only with it
+            return CallTransition(
+                replace(state, ending_warned=True),
+                (CallEndingSoon(state.call_id, now, limit),),
+            )
+        case DeadlineKind.MAX_LENGTH:
+            return _end(state, now, EndReason.MAX_LENGTH)
         case _:
             assert_never(due.kind)
 

@@ -25,13 +25,19 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from server.calls import store
 from server.calls.errors import CallError, no_such_call
 from server.calls.live_call import LiveCall
-from server.calls.notifications import CallNotifier, CallStateChanged, PeerConnectionState
+from server.calls.notifications import (
+    CallEndingSoon,
+    CallNotifier,
+    CallStateChanged,
+    PeerConnectionState,
+)
 from server.calls.registry import LiveCallRegistry
 from server.calls.seams import CallEndedHook
 from server.clock import utcnow
 from server.db.models import Call
 from server.eligibility_snapshots import LIVE_CALL_STATES
 from server.owned_tasks import OwnedTasks
+from signaling.call_state import CallEndingSoon as EndingSoon
 from signaling.call_state import (
     CallInput,
     CallPhase,
@@ -199,6 +205,12 @@ class CallLifecycle:
         for listener in self.transition_listeners:
             listener(live, transition)
         for change in transition.changes:
+            if isinstance(change, EndingSoon):
+                minutes = live.state.timeouts.max_length.total_seconds() / 60
+                self._notify.to_users(
+                    (p.user_id for p in live.state.participants),
+                    CallEndingSoon(live.call_id, change.seconds_left, minutes),
+                )
             if isinstance(change, PhaseChanged) and change.previous is not None:
                 log.info(
                     "call=%s %s -> %s%s",

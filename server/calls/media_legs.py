@@ -14,7 +14,7 @@ from server.calls.call_sockets import CallSockets
 from server.calls.errors import CallError, no_such_call
 from server.calls.lifecycle import CallLifecycle
 from server.calls.live_call import LiveCall
-from server.calls.notifications import CallNotifier, PeerMediaState
+from server.calls.notifications import CallNotifier, PeerMediaState, VideoPaused
 from server.calls.seams import CallSocket
 from server.media.call_media import CallMedia, MediaHost, MediaUnavailableError
 from signaling.call_state import (
@@ -56,6 +56,7 @@ class MediaLegs:
                 call_id,
                 on_leg_state=lambda pid, state: self._on_leg_state(holder, pid, state),
                 on_failure=lambda detail: self._on_media_failure(holder, detail),
+                on_notice=lambda pid, notice: self._on_media_notice(holder, pid, notice),
             )
         except MediaUnavailableError as exc:
             log.warning("call=%s no media capacity: %s", call_id, exc)
@@ -128,6 +129,13 @@ class MediaLegs:
                 await self._lifecycle.apply_locked(live, LegStateChanged(user_id, leg))
             except CallStateError as exc:
                 log.info("call=%s leg state %s ignored: %s", live.call_id, leg_state, exc)
+
+    def _on_media_notice(self, holder: list[LiveCall], user_id: str, notice: str) -> None:
+        """The bridge paused (or resumed) the video ``user_id`` receives: tell both."""
+        if holder and not holder[0].closing and holder[0].state.is_live:
+            live = holder[0]
+            paused = VideoPaused(live.call_id, user_id, paused=notice == "video_paused")
+            self._notify.to_users((p.user_id for p in live.state.participants), paused)
 
     def _on_media_failure(self, holder: list[LiveCall], detail: FailureDetail) -> None:
         """The media host's callback (on the loop, must not block): end the call in a task."""

@@ -20,6 +20,7 @@ from server.messages import CONTACT_DETAILS_FLAG
 from signaling import ws_limits
 from signaling.call_state import CallEnd, CallPhase, CallState
 from signaling.ws_protocol import (
+    CallEndingSoonMessage,
     Caller,
     CallStartedMessage,
     CallStateMessage,
@@ -27,6 +28,7 @@ from signaling.ws_protocol import (
     IncomingCallMessage,
     PeerConnectionStateMessage,
     PeerMediaStateMessage,
+    VideoPausedMessage,
     chat_message,
 )
 
@@ -115,6 +117,24 @@ class ContactDetailsWarning:
     message_id: str
 
 
+@dataclass(frozen=True, slots=True)
+class VideoPaused:
+    """Video to ``user_id`` paused (their connection cannot carry it) or flows again."""
+
+    call_id: str
+    user_id: str
+    paused: bool
+
+
+@dataclass(frozen=True, slots=True)
+class CallEndingSoon:
+    """The call reaches its maximum length in ``seconds_left`` seconds."""
+
+    call_id: str
+    seconds_left: float
+    max_minutes: float
+
+
 CallNotification = (
     CallStateChanged
     | CallStarted
@@ -123,6 +143,8 @@ CallNotification = (
     | PeerConnectionState
     | ChatMessagePosted
     | ContactDetailsWarning
+    | VideoPaused
+    | CallEndingSoon
 )
 
 
@@ -177,6 +199,12 @@ def wire_message(notification: CallNotification, *, request_id: int | None = Non
         case ContactDetailsWarning(call_id=call_id, message_id=message_id):
             return ContactDetailsWarningMessage(
                 call_id=call_id, message_id=message_id, message=CONTACT_DETAILS_WARNING
+            )
+        case VideoPaused(call_id=call_id, user_id=user_id, paused=paused):
+            return VideoPausedMessage(call_id=call_id, user_id=user_id, paused=paused)
+        case CallEndingSoon(call_id=call_id, seconds_left=seconds_left, max_minutes=minutes):
+            return CallEndingSoonMessage(
+                call_id=call_id, seconds_left=round(seconds_left, 3), max_minutes=minutes
             )
 
 

@@ -84,6 +84,7 @@ class CallPlacement:
             ring=timedelta(seconds=settings.ring_timeout_seconds),
             connect=timedelta(seconds=settings.connect_timeout_seconds),
             reconnect_grace=timedelta(seconds=settings.reconnect_grace_seconds),
+            max_length=timedelta(minutes=settings.max_call_minutes),
         )
 
     # --- start ------------------------------------------------------------------------

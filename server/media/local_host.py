@@ -19,6 +19,7 @@ from server.media.call_media import (
     CallMediaStats,
     LegStateListener,
     MediaFailureListener,
+    MediaNoticeListener,
     MediaUnavailableError,
 )
 from server.media.staging_space import StagingSpace
@@ -199,6 +200,7 @@ class LocalMediaHost:
         *,
         on_leg_state: LegStateListener,
         on_failure: MediaFailureListener,
+        on_notice: MediaNoticeListener | None = None,
     ) -> LocalCallMedia:
         if self._closing:
             raise MediaUnavailableError("the media host is shutting down")
@@ -206,7 +208,14 @@ class LocalMediaHost:
             raise ValueError(f"call {call_id} already has media here")
         if self._staging_space is not None:
             await self._staging_space.check()
-        bridge = CallMediaBridge(call_id, on_leg_state=on_leg_state, settings=self._bridge_settings)
+        bridge = CallMediaBridge(
+            call_id,
+            on_leg_state=on_leg_state,
+            on_notice=on_notice,
+            # The bridge names the participant (in its log); the call ends for both.
+            on_failure=lambda participant_id, detail: on_failure(detail),
+            settings=self._bridge_settings,
+        )
         media = LocalCallMedia(
             call_id,
             bridge,

@@ -11,6 +11,7 @@ from signaling.call_state import (
     Accept,
     CallActionNotAllowed,
     CallEnd,
+    CallEndingSoon,
     CallEvent,
     CallEventKind,
     CallInput,
@@ -135,6 +136,10 @@ def test_timeouts_must_be_positive() -> None:
         CallTimeouts(ring=timedelta(0))
     with pytest.raises(ValueError, match="reconnect_grace"):
         CallTimeouts(reconnect_grace=timedelta(seconds=-1))
+    with pytest.raises(ValueError, match="max_length"):
+        CallTimeouts(max_length=timedelta(0))
+    with pytest.raises(ValueError, match="ending_warning"):
+        CallTimeouts(ending_warning=timedelta(0))
 
 
 def test_default_timeouts() -> None:
@@ -142,6 +147,8 @@ def test_default_timeouts() -> None:
     assert timeouts.ring == timedelta(seconds=45)
     assert timeouts.reconnect_grace == timedelta(seconds=20)
     assert timeouts.connect == timedelta(seconds=30)
+    assert timeouts.max_length == timedelta(minutes=120)
+    assert timeouts.warning_lead == timedelta(minutes=1)
 
 
 def test_accept_joins_the_buyer_and_connects() -> None:
@@ -290,6 +297,9 @@ def test_every_end_reason_is_reachable() -> None:
         ended(advance(active(), MediaUnavailable(FailureDetail.RECORDING_FAILED), at(9))).reason,
         ended(advance(active(), EligibilityLost("thread_has_order"), at(9))).reason,
         ended(advance(active(), ServerShutdown(), at(9))).reason,
+        ended(
+            advance(advance(short_call(), DeadlinesDue(), at(550)).state, DeadlinesDue(), at(610))
+        ).reason,
     }
     assert reached == set(EndReason)
 
@@ -334,7 +344,11 @@ def test_reconnected_within_grace_keeps_the_call() -> None:
     t = advance(state, SocketAttached(BUYER), at(110))
     assert t.changes == (CallEvent("call-1", CallEventKind.RECONNECTED, at(110), BUYER),)
     assert t.state.buyer.lost_since is None
-    assert t.state.next_deadline() is None
+    assert t.state.grace_deadline(BUYER) is None
+    assert [d.kind for d in t.state.deadlines()] == [
+        DeadlineKind.MAX_LENGTH_WARNING,
+        DeadlineKind.MAX_LENGTH,
+    ]
     assert advance(t.state, DeadlinesDue(), at(200)).changes == ()
 
 
@@ -448,7 +462,8 @@ def test_a_socket_back_before_the_leg_ever_connected_is_back_but_not_connected()
 def test_both_lost_the_earliest_grace_wins() -> None:
     state = advance(active(), SocketClosed(SELLER), at(100)).state
     state = advance(state, SocketClosed(BUYER), at(105)).state
-    assert [d.user_id for d in state.deadlines()] == [SELLER, BUYER]
+    graces = [d for d in state.deadlines() if d.kind is DeadlineKind.RECONNECT_GRACE]
+    assert [d.user_id for d in graces] == [SELLER, BUYER]
     assert state.expired_grace(at(125)) == (SELLER, BUYER)
     t = advance(state, DeadlinesDue(), at(125))
     assert ended(t).by == SELLER
@@ -491,8 +506,78 @@ def test_deadlines_due_after_the_end_is_a_no_op() -> None:
     assert state.expired_grace(at(1000)) == ()
 
 
-def test_active_call_has_no_deadlines() -> None:
-    assert active().deadlines() == ()
+def test_an_active_call_has_only_its_length_deadlines() -> None:
+    # Active at 7 s: warned a minute before the default 120 minutes, then ended.
+    limit = at(7) + timedelta(minutes=120)
+    assert active().deadlines() == (
+        Deadline(DeadlineKind.MAX_LENGTH_WARNING, limit - timedelta(minutes=1)),
+        Deadline(DeadlineKind.MAX_LENGTH, limit),
+    )
+
+
+# --- maximum call length ---------------------------------------------------------------
+
+
+def short_call(max_length: float = 600, warning: float = 60) -> CallState:
+    timeouts = CallTimeouts(
+        max_length=timedelta(seconds=max_length), ending_warning=timedelta(seconds=warning)
+    )
+    state = advance(ringing(timeouts), Accept(BUYER), at(5)).state
+    state = advance(state, LegStateChanged(SELLER, LegState.CONNECTED), at(6)).state
+    return advance(state, LegStateChanged(BUYER, LegState.CONNECTED), at(10)).state
+
+
+def test_the_warning_comes_a_minute_before_the_maximum_length() -> None:
+    state = short_call()
+    assert state.next_deadline() == Deadline(DeadlineKind.MAX_LENGTH_WARNING, at(550))
+    early = advance(state, DeadlinesDue(), at(549))
+    assert early.state == state and early.changes == ()
+    warned = advance(state, DeadlinesDue(), at(550))
+    assert warned.changes == (CallEndingSoon("call-1", at(550), at(610)),)
+    assert warned.changes[0].seconds_left == 60  # type: ignore[union-attr]
+    assert warned.state.phase is CallPhase.ACTIVE and warned.state.ending_warned
+    # Warned once: the next deadline is the end itself.
+    assert warned.state.next_deadline() == Deadline(DeadlineKind.MAX_LENGTH, at(610))
+    assert advance(warned.state, DeadlinesDue(), at(600)).changes == ()
+
+
+def test_the_call_ends_at_its_maximum_length() -> None:
+    warned = advance(short_call(), DeadlinesDue(), at(550)).state
+    t = advance(warned, DeadlinesDue(), at(610))
+    end = ended(t)
+    assert (end.reason, end.by, end.detail, end.at) == (EndReason.MAX_LENGTH, None, None, at(610))
+    assert kinds(t) == [(CallEventKind.LEFT, SELLER), (CallEventKind.LEFT, BUYER)]
+
+
+def test_a_late_timer_still_warns_before_it_ends() -> None:
+    # The owner's timer fired after both deadlines passed: warn first, end on the next.
+    state = short_call()
+    warned = advance(state, DeadlinesDue(), at(700))
+    assert isinstance(warned.changes[0], CallEndingSoon)
+    assert warned.changes[0].seconds_left == 0
+    assert ended(advance(warned.state, DeadlinesDue(), at(700))).reason is EndReason.MAX_LENGTH
+
+
+def test_a_short_maximum_length_warns_at_half_time() -> None:
+    state = short_call(max_length=4, warning=60)
+    assert state.timeouts.warning_lead == timedelta(seconds=2)
+    assert state.next_deadline() == Deadline(DeadlineKind.MAX_LENGTH_WARNING, at(12))
+
+
+def test_the_length_counts_from_active_not_from_ringing() -> None:
+    timeouts = CallTimeouts(max_length=timedelta(seconds=30))
+    assert ringing(timeouts).deadlines() == (Deadline(DeadlineKind.RING, at(45)),)
+    connecting_state = advance(ringing(timeouts), Accept(BUYER), at(5)).state
+    assert [d.kind for d in connecting_state.deadlines()] == [DeadlineKind.CONNECT]
+
+
+def test_a_lost_participant_and_the_length_limit_are_both_armed() -> None:
+    state = advance(short_call(), SocketClosed(BUYER), at(540)).state
+    assert [d.kind for d in state.deadlines()] == [
+        DeadlineKind.MAX_LENGTH_WARNING,
+        DeadlineKind.RECONNECT_GRACE,
+        DeadlineKind.MAX_LENGTH,
+    ]
 
 
 # --- in-call events --------------------------------------------------------------------
