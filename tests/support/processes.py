@@ -1,4 +1,4 @@
-"""What the kernel says about a process: is it alive, which UDP ports does it hold."""
+"""What the kernel says about a process: is it alive, its CPU time, its UDP ports."""
 
 from __future__ import annotations
 
@@ -13,6 +13,14 @@ def alive(pid: int) -> bool:
         return False
     # A zombie (state Z) has exited; only its parent's wait is missing.
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time ``pid`` has used so far, every thread, user and system (its children not)."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    # Fields after the command name (which may hold spaces): state is 3, utime 14, stime 15.
+    fields = stat.rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def udp_ports_of(pid: int) -> set[int]:
