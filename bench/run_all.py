@@ -15,6 +15,9 @@ BENCHMARKS: list[list[str]] = [
     ["bench_recorder.py", "--seconds", "30"],
     # What a metrics scrape costs the event loop, by number of live calls.
     ["bench_metrics.py"],
+    # The whole service (HTTP, WebSocket, media workers, recording) at 20 calls, with 1
+    # and with 2 media workers: CPU per call, delivery, loop lag, time to first frame.
+    ["bench_capacity.py"],
 ]
 
 
