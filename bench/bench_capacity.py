@@ -18,20 +18,20 @@ Measured per worker count, after every call is up and a warm-up:
 - CPU-seconds per call-second of the serving process and of its workers, from the
   kernel's counters (``/proc/<pid>/stat`` utime + stime; the workers' pids come from
   ``/readyz`` ``media.workers[].pid``), over the measured window;
-- frames sent and delivered (video and audio): what the sources handed to their senders
-  in the window against what the receivers got in it. The sources are paused at the
-  window's end and the pipes drained; every jitter buffer on the way holds back the last
-  video frame and four audio frames both when the window opens (they then count as
-  delivered) and when it closes (they never arrive), so the two cancel out. A frame still
-  on its way when the window opens counts as delivered too: a figure a hair above 100 %
-  means nothing was lost;
+- frames sent and delivered (video and audio), per stream over the window: the frames
+  its receiver got between the window's start and the end of a drain (the sources pause
+  when the window closes), against the frames its sender sent in the media-time span
+  those cover (consecutive frames are one RTP step apart, a gap is a lost frame), so
+  frames that sat in a queue when the window opened are not counted as extra;
 - each worker's event-loop lag p99 from its load report (``/readyz``
   ``media.workers[].loop_lag_p99_ms``), which covers the worker's last minute: the
   warm-up is stretched so that minute starts after the last call was set up;
 - accept -> first remote frame p50/p95: from the moment the buyer sends ``accept_call``
   until each side's first received video frame (two samples per call);
 - the kernel's ``Udp: RcvbufErrors`` delta (``/proc/net/snmp``: machine-wide, every
-  process's sockets, the other engineers' included) over the worker count's whole run.
+  process's sockets, the other engineers' included) over the worker count's whole run,
+  and the drops the kernel counted at the workers' and at the clients' own sockets
+  (``/proc/net/udp``), to tell which side's buffers overflowed.
 
 The figures are printed beside the targets of issue 8 (at 20 calls with 2 workers on 2
 cores: >= 99 % of frames delivered, loop lag p99 <= 10 ms, first frame p95 <= 600 ms,
@@ -55,9 +55,9 @@ import sys
 import tempfile
 import time
 import traceback
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from pathlib import Path
@@ -70,11 +70,21 @@ import aiohttp
 from server.media.worker_main import LAG_SAMPLE_INTERVAL_S, LAG_SAMPLES_KEPT
 from server.settings import Settings
 from signaling import aiortc_patches
-from tests.support.encoded_media import EncodedClip, encoded_clip
-from tests.support.media_peers import MediaClient, Progress
-from tests.support.processes import alive, cpu_seconds
-from tests.support.service import AUTH
-from tests.support.service_process import ServiceProcess, free_port, open_socket, sign_in
+from tests.support.encoded_media import (
+    AUDIO_SAMPLES_PER_FRAME,
+    VIDEO_CLOCK_RATE,
+    EncodedClip,
+    encoded_clip,
+)
+from tests.support.media_peers import MediaClient, Progress, ReceivedFrame
+from tests.support.processes import alive, cpu_seconds, udp_drops_of
+from tests.support.service_process import (
+    ServiceProcess,
+    free_port,
+    open_socket,
+    seed_eligible_pair,
+    sign_in,
+)
 from tests.support.ws_client import WsClient
 
 RESOLUTION = (640, 480)
@@ -88,6 +98,7 @@ LAG_SPAN_S = max(70.0, LAG_SAMPLES_KEPT * LAG_SAMPLE_INTERVAL_S + 10)
 # buffer, so the datagrams the kernel drops are not the load generator's doing.
 CLIENT_UDP_RECEIVE_BUFFER = Settings.model_fields["media_udp_receive_buffer_bytes"].default
 KINDS = ("video", "audio")
+NOMINAL_FPS = {"video": 30, "audio": 50}
 
 TARGET_DELIVERED_PCT = 99.0
 TARGET_LAG_P99_MS = 10.0
@@ -106,6 +117,17 @@ def percentile(values: list[float], q: float) -> float:
 
 
 # ------------------------------------------------------------------ client processes
+
+
+async def readable(conn: Connection) -> None:
+    """Until the pipe has a message (or its other end closed): no thread blocks on it."""
+    loop = asyncio.get_running_loop()
+    ready = asyncio.Event()
+    loop.add_reader(conn.fileno(), ready.set)
+    try:
+        await ready.wait()
+    finally:
+        loop.remove_reader(conn.fileno())
 
 
 class FirstFrameClock(Progress):
@@ -150,15 +172,27 @@ class BenchCall:
         return (self.seller, self.buyer)
 
 
-def _frame_counts(calls: list[BenchCall]) -> dict[str, dict[str, int]]:
-    counts = {"sent": dict.fromkeys(KINDS, 0), "received": dict.fromkeys(KINDS, 0)}
+def _streams(calls: list[BenchCall]) -> Iterator[tuple[str, MediaClient, MediaClient]]:
+    """Every (kind, sender, receiver) of the calls: two directions, two kinds per call."""
     for call in calls:
-        for person in call.people:
-            assert person.media is not None
+        for sender, receiver in ((call.seller, call.buyer), (call.buyer, call.seller)):
+            assert sender.media is not None and receiver.media is not None
             for kind in KINDS:
-                counts["sent"][kind] += len(person.media.sources[kind].sent)
-                counts["received"][kind] += len(person.media.received[kind])
-    return counts
+                yield kind, sender.media, receiver.media
+
+
+def delivery(frames: list[ReceivedFrame], rtp_step: int, sent: int) -> tuple[int, int]:
+    """(frames sent, frames delivered) of one stream in the window.
+
+    The receiver's RTP timestamps count the sender's frames (each frame is ``rtp_step``
+    after the one before, and the bridge keeps those gaps), so the span of what arrived
+    says how many were sent in it, whatever sat in a queue when the window opened. A
+    stream that stopped in the window (its call ended) falls back on what its source sent.
+    """
+    if not frames:
+        return sent, 0
+    span = (frames[-1].timestamp - frames[0].timestamp) % (1 << 32)
+    return max(span // rtp_step + 1, sent), len(frames)
 
 
 class ClientProcess:
@@ -172,7 +206,8 @@ class ClientProcess:
         self.calls: list[BenchCall] = []
         self.people: list[Person] = []
         self.watchers: list[asyncio.Task[None]] = []
-        self.marked: dict[str, dict[str, int]] = {}
+        # Per stream (as _streams lists them): its source's frames and its receiver's.
+        self.marked: list[tuple[int, int]] = []
         self.clip: EncodedClip | None = None
 
     async def run(self) -> None:
@@ -193,13 +228,7 @@ class ClientProcess:
             await self.aclose()
 
     async def _next_command(self) -> str:
-        loop = asyncio.get_running_loop()
-        readable = asyncio.Event()
-        loop.add_reader(self.conn.fileno(), readable.set)
-        try:
-            await readable.wait()
-        finally:
-            loop.remove_reader(self.conn.fileno())
+        await readable(self.conn)
         return str(self.conn.recv())
 
     async def _person(self, user_id: str) -> Person:
@@ -289,7 +318,10 @@ class ClientProcess:
         return [str(c.end) for c in self.calls if c.ended.is_set() and not c.hanging_up]
 
     async def do_mark(self) -> dict[str, Any]:
-        self.marked = _frame_counts(self.calls)
+        self.marked = [
+            (len(sender.sources[kind].sent), len(receiver.received[kind].frames))
+            for kind, sender, receiver in _streams(self.calls)
+        ]
         return {"ended_early": self._ended_early()}
 
     async def do_stop(self) -> dict[str, Any]:
@@ -299,10 +331,25 @@ class ClientProcess:
                 for source in person.media.sources.values():
                     source.pause()
         await asyncio.sleep(DRAIN_SECONDS)
-        now = _frame_counts(self.calls)
+        assert self.clip is not None
+        rtp_step = {"video": VIDEO_CLOCK_RATE // self.clip.fps, "audio": AUDIO_SAMPLES_PER_FRAME}
+        sent, received = dict.fromkeys(KINDS, 0), dict.fromkeys(KINDS, 0)
+        source_sent = dict.fromkeys(KINDS, 0)
+        for (kind, sender, receiver), (sent_before, received_before) in zip(
+            _streams(self.calls), self.marked, strict=True
+        ):
+            stream_sent, stream_received = delivery(
+                receiver.received[kind].frames[received_before:],
+                rtp_step[kind],
+                len(sender.sources[kind].sent) - sent_before,
+            )
+            sent[kind] += stream_sent
+            received[kind] += stream_received
+            source_sent[kind] += len(sender.sources[kind].sent) - sent_before
         return {
-            "sent": {k: now["sent"][k] - self.marked["sent"][k] for k in KINDS},
-            "received": {k: now["received"][k] - self.marked["received"][k] for k in KINDS},
+            "sent": sent,
+            "received": received,
+            "source_sent": source_sent,
             "ended_early": self._ended_early(),
         }
 
@@ -358,17 +405,13 @@ class ClientHandle:
             daemon=True,
         )
         self.process.start()
+        assert self.process.pid is not None
+        self.pid: int = self.process.pid
         child.close()
 
     async def ask(self, command: str) -> dict[str, Any]:
         self.conn.send(command)
-        loop = asyncio.get_running_loop()
-        readable = asyncio.Event()
-        loop.add_reader(self.conn.fileno(), readable.set)
-        try:
-            await readable.wait()
-        finally:
-            loop.remove_reader(self.conn.fileno())
+        await readable(self.conn)
         try:
             reply: dict[str, Any] = self.conn.recv()
         except EOFError:
@@ -408,11 +451,14 @@ class Result:
     setup_s: float
     server_cpu: float  # CPU-seconds per call-second
     worker_cpu: list[float]
+    client_cpu: float  # the load generator's processes together
     calls_per_worker: list[int]
     lag_p99_ms: list[float]
     sent: dict[str, int]
     received: dict[str, int]
+    source_fps: dict[str, float]  # what each stream's source managed to send
     first_frame_ms: list[float]
+    socket_drops: tuple[int, int]  # at the workers' sockets, at the clients'
     rcvbuf_errors: int
     in_datagrams: int
     recordings: dict[str, int]
@@ -426,37 +472,10 @@ class Result:
         return 100 * self.received[kind] / max(self.sent[kind], 1)
 
 
-def _pairs(calls: int) -> list[tuple[str, str, str]]:
-    return [(f"s{i}", f"b{i}", f"t{i}") for i in range(calls)]
-
-
-async def seed(node: ServiceProcess, calls: int) -> None:
+async def seed(node: ServiceProcess, calls: int) -> list[tuple[str, str, str]]:
     """As the host marketplace: an eligible seller and VID buyer on a fresh thread, per call."""
     async with aiohttp.ClientSession() as host:
-        for seller, buyer, thread in _pairs(calls):
-            for user_id, body in (
-                (seller, {"role": "seller", "display_name": "S", "business_program": "member"}),
-                (buyer, {"role": "buyer", "display_name": "B", "vid": True}),
-            ):
-                resp = await host.put(
-                    f"{node.base}/api/v1/integration/users/{user_id}", json=body, headers=AUTH
-                )
-                if resp.status not in (200, 201):
-                    raise RuntimeError(f"user upsert answered {resp.status}: {await resp.text()}")
-            resp = await host.put(
-                f"{node.base}/api/v1/integration/threads/{thread}",
-                json={
-                    "seller_id": seller,
-                    "buyer_id": buyer,
-                    "initiated_by": "buyer",
-                    "state": "open",
-                    "order_placed": False,
-                    "last_buyer_activity_at": datetime.now(UTC).isoformat(),
-                },
-                headers=AUTH,
-            )
-            if resp.status not in (200, 201):
-                raise RuntimeError(f"thread upsert answered {resp.status}: {await resp.text()}")
+        return [await seed_eligible_pair(host, node.base, str(i)) for i in range(calls)]
 
 
 def recording_states(database: Path) -> dict[str, int]:
@@ -504,6 +523,8 @@ async def run_configuration(
     workers: int, calls: int, seconds: float, warmup: float, client_processes: int
 ) -> Result:
     root = Path(tempfile.mkdtemp(prefix="bench-capacity-"))
+    # Kept for a look after the run (the data dir is not).
+    log_path = Path(tempfile.gettempdir()) / f"bench_capacity-{workers}-workers.log"
     node = ServiceProcess(root / "data", free_port(), INBOXCALL_MEDIA_WORKERS=str(workers))
     handles: list[ClientHandle] = []
     worker_pids: list[int] = []
@@ -516,8 +537,7 @@ async def run_configuration(
             if status != 200:
                 raise RuntimeError(f"/readyz answered {status}: {body}")
             worker_pids = [int(w["pid"]) for w in body["media"]["workers"]]
-            await seed(node, calls)
-            pairs = _pairs(calls)
+            pairs = await seed(node, calls)
             for index in range(client_processes):
                 share = pairs[index::client_processes]
                 if share:
@@ -537,13 +557,17 @@ async def run_configuration(
             )
             await asyncio.sleep(warmup)
 
-            pids = [node.process.pid, *worker_pids]
+            pids = [node.process.pid, *worker_pids, *(h.pid for h in handles)]
             cpu_before = [cpu_seconds(pid) for pid in pids]
             window_started = time.monotonic()
             await ask_all(handles, "mark")
             await asyncio.sleep(seconds)
             cpu_after = [cpu_seconds(pid) for pid in pids]
             window_s = time.monotonic() - window_started
+            socket_drops = (
+                sum(udp_drops_of(pid) for pid in worker_pids),
+                sum(udp_drops_of(h.pid) for h in handles),
+            )
             _, body = await node.readyz()
             lag_p99_ms = [float(w["loop_lag_p99_ms"]) for w in body["media"]["workers"]]
             if [int(w["pid"]) for w in body["media"]["workers"]] != worker_pids:
@@ -555,6 +579,7 @@ async def run_configuration(
     finally:
         await end_node(node, worker_pids)
         shutil.rmtree(root, ignore_errors=True)
+        log_path.write_text("".join(node.output))
     udp_after = udp_counters()
 
     call_seconds = calls * window_s
@@ -568,12 +593,17 @@ async def run_configuration(
         warmup_s=warmup,
         setup_s=setup_s,
         server_cpu=cpu_per_call_second[0],
-        worker_cpu=cpu_per_call_second[1:],
+        worker_cpu=cpu_per_call_second[1 : 1 + workers],
+        client_cpu=sum(cpu_per_call_second[1 + workers :]),
         calls_per_worker=calls_per_worker,
         lag_p99_ms=lag_p99_ms,
         sent={k: sum(s["sent"][k] for s in stops) for k in KINDS},
         received={k: sum(s["received"][k] for s in stops) for k in KINDS},
+        source_fps={
+            k: sum(s["source_sent"][k] for s in stops) / window_s / (2 * calls) for k in KINDS
+        },
         first_frame_ms=first_frame_ms,
+        socket_drops=socket_drops,
         rcvbuf_errors=udp_after["RcvbufErrors"] - udp_before["RcvbufErrors"],
         in_datagrams=udp_after["InDatagrams"] - udp_before["InDatagrams"],
         recordings=recordings,
@@ -598,14 +628,18 @@ def report(r: Result) -> None:
         f"  CPU-s per call-second: node {r.total_cpu:.4f} = serving process "
         f"{r.server_cpu:.4f} + workers {sum(r.worker_cpu):.4f} ({workers})\n"
         f"  frames: {frames}\n"
+        f"  load generator: {r.client_cpu:.4f} CPU-s per call-second; its sources sent "
+        f"{r.source_fps['video']:.1f} video and {r.source_fps['audio']:.1f} audio frames/s "
+        f"per stream (nominal {NOMINAL_FPS['video']} and {NOMINAL_FPS['audio']})\n"
         f"  accept -> first remote video frame: p50 {percentile(r.first_frame_ms, 0.5):.0f} ms, "
         f"p95 {percentile(r.first_frame_ms, 0.95):.0f} ms, "
         f"max {max(r.first_frame_ms, default=float('nan')):.0f} ms "
         f"({len(r.first_frame_ms)} sides)\n"
         f"  UDP RcvbufErrors +{r.rcvbuf_errors} against InDatagrams +{r.in_datagrams} "
-        f"({drops:.3f} %, machine-wide, over this configuration's run)\n"
+        f"({drops:.3f} %, machine-wide, over this configuration's run); dropped at the "
+        f"workers' sockets {r.socket_drops[0]}, at the clients' {r.socket_drops[1]}\n"
         f"  recordings: {r.recordings}; calls that ended before hang-up: "
-        f"{len(r.ended_early)} {r.ended_early or ''}",
+        f"{len(r.ended_early)} {dict(Counter(r.ended_early)) if r.ended_early else ''}",
         flush=True,
     )
 

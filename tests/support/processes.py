@@ -23,8 +23,8 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def udp_ports_of(pid: int) -> set[int]:
-    """The local ports of every UDP socket ``pid`` holds (IPv4 and IPv6)."""
+def _udp_sockets_of(pid: int) -> list[list[str]]:
+    """The ``/proc/net/udp`` and ``udp6`` rows of every UDP socket ``pid`` holds."""
     inodes: set[str] = set()
     for fd in Path(f"/proc/{pid}/fd").iterdir():
         try:
@@ -33,7 +33,7 @@ def udp_ports_of(pid: int) -> set[int]:
             continue
         if target.startswith("socket:["):
             inodes.add(target[len("socket:[") : -1])
-    ports: set[int] = set()
+    rows: list[list[str]] = []
     for table in ("/proc/net/udp", "/proc/net/udp6"):
         try:
             lines = Path(table).read_text().splitlines()[1:]
@@ -41,6 +41,17 @@ def udp_ports_of(pid: int) -> set[int]:
             continue
         for line in lines:
             fields = line.split()
-            if len(fields) > 9 and fields[9] in inodes:
-                ports.add(int(fields[1].rsplit(":", 1)[1], 16))
-    return ports
+            if len(fields) > 12 and fields[9] in inodes:
+                rows.append(fields)
+    return rows
+
+
+def udp_ports_of(pid: int) -> set[int]:
+    """The local ports of every UDP socket ``pid`` holds (IPv4 and IPv6)."""
+    return {int(fields[1].rsplit(":", 1)[1], 16) for fields in _udp_sockets_of(pid)}
+
+
+def udp_drops_of(pid: int) -> int:
+    """Datagrams the kernel dropped at ``pid``'s open UDP sockets (full receive buffers,
+    mostly) since each was opened."""
+    return sum(int(fields[12]) for fields in _udp_sockets_of(pid))
