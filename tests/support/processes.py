@@ -51,7 +51,7 @@ def udp_ports_of(pid: int) -> set[int]:
     return {int(fields[1].rsplit(":", 1)[1], 16) for fields in _udp_sockets_of(pid)}
 
 
-def udp_drops_of(pid: int) -> int:
-    """Datagrams the kernel dropped at ``pid``'s open UDP sockets (full receive buffers,
-    mostly) since each was opened."""
-    return sum(int(fields[12]) for fields in _udp_sockets_of(pid))
+def udp_drops_by_socket(pid: int) -> dict[str, int]:
+    """Per open UDP socket of ``pid`` (by inode): the datagrams the kernel dropped there
+    (full receive buffers, mostly) since it was opened."""
+    return {fields[9]: int(fields[12]) for fields in _udp_sockets_of(pid)}
