@@ -621,6 +621,8 @@ async def run_configuration(
             )
             await asyncio.sleep(warmup)
 
+            if node.process.returncode is not None:
+                raise RuntimeError(f"the serving process exited ({node.process.returncode})")
             pids = [node.process.pid, *worker_pids, *(h.pid for h in handles)]
             cpu_before = [cpu_seconds(pid) for pid in pids]
             window_started = time.monotonic()
