@@ -68,6 +68,10 @@ check: lint typecheck
 
 test: check pytest
 
+# Two nodes on one PostgreSQL and one Redis, on loopback, data under ./cluster-data.
+cluster: $(STAMP) system-deps
+	$(BIN)/python scripts/run_cluster.py
+
 bench: $(STAMP)
 	$(BIN)/python bench/run_all.py
 

@@ -131,34 +131,25 @@ async def readable(conn: Connection) -> None:
         loop.remove_reader(conn.fileno())
 
 
-class FirstFrameClock(Progress):
-    """A media client's progress, which also notes when its first video frame arrived."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.client: MediaClient | None = None
-        self.first_video_at: float | None = None
-
-    def notify(self) -> None:
-        if (
-            self.first_video_at is None
-            and self.client is not None
-            and len(self.client.received["video"])
-        ):
-            self.first_video_at = time.monotonic()
-        super().notify()
-
-    async def wait_first_video(self, timeout: float) -> None:
-        await self.wait_for(lambda: self.first_video_at is not None, "first video", timeout)
-
-
 @dataclass
 class Person:
     user_id: str
     session: aiohttp.ClientSession
     ws: WsClient
     media: MediaClient | None = None
-    clock: FirstFrameClock = field(default_factory=FirstFrameClock)
+
+    @property
+    def first_video_at(self) -> float | None:
+        """When this person's first remote video frame was complete (``time.monotonic()``)."""
+        if self.media is None or not self.media.received["video"].arrivals:
+            return None
+        return self.media.received["video"].arrivals[0]
+
+    async def wait_first_video(self, timeout: float) -> None:
+        assert self.media is not None
+        await self.media.progress.wait_for(
+            lambda: self.first_video_at is not None, f"{self.user_id}'s first video", timeout
+        )
 
 
 @dataclass
@@ -250,8 +241,7 @@ class ClientProcess:
 
     async def _connect_media(self, person: Person, call_id: str) -> None:
         assert self.clip is not None, "prepare comes first"
-        person.media = MediaClient(self.clip, person.clock)
-        person.clock.client = person.media
+        person.media = MediaClient(self.clip, Progress())
         answer = await person.ws.ok("offer", call_id=call_id, sdp=await person.media.create_offer())
         await person.media.accept_answer(answer["sdp"])
         # aiortc puts every candidate in the offer; say so as a browser would.
@@ -294,7 +284,7 @@ class ClientProcess:
         for person in call.people:
             await person.ws.call_state("active", timeout=SETUP_TIMEOUT_S)
         for person in call.people:
-            await person.clock.wait_first_video(SETUP_TIMEOUT_S)
+            await person.wait_first_video(SETUP_TIMEOUT_S)
         call.set_up = True
 
     async def do_prepare(self) -> dict[str, Any]:
@@ -322,8 +312,8 @@ class ClientProcess:
                     )
         # An accepted call whose video never came counts as never: it weighs on the p95.
         first_frame_ms = [
-            1000 * (person.clock.first_video_at - call.accepted_at)
-            if person.clock.first_video_at is not None
+            1000 * (person.first_video_at - call.accepted_at)
+            if person.first_video_at is not None
             else math.inf
             for call in self.calls
             if call.accepted_at is not None

@@ -15,6 +15,11 @@ BENCHMARKS: list[list[str]] = [
     ["bench_recorder.py", "--seconds", "30"],
     # What a metrics scrape costs the event loop, by number of live calls.
     ["bench_metrics.py"],
+    # The contact-details detector: recall and false positives per kind on the development
+    # and held-out sets, time per message p50/p99 (also for 2,000-character messages).
+    ["bench_contact_details.py"],
+    # Receiver-driven bitrate on and off, the buyer's downlink shaped to 450 kbps.
+    ["bench_bitrate.py"],
     # The whole service (HTTP, WebSocket, media workers, recording) at 20 calls, with 1
     # and with 2 media workers: CPU per call, delivery, loop lag, time to first frame.
     ["bench_capacity.py"],

@@ -52,6 +52,8 @@ from server.webhooks.sender import WebhookSender
 from server.write_throttle import WRITE_THROTTLES, WriteThrottles
 from server.ws.setup import add_call_signalling
 from signaling import aiortc_patches, ws_limits
+from signaling.media_bandwidth import BandwidthSettings
+from signaling.media_bridge import BridgeSettings
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +112,13 @@ async def webhooks_ctx(app: web.Application) -> AsyncIterator[None]:
     await sender.aclose()
 
 
+def bridge_settings_from(settings: Settings) -> BridgeSettings:
+    """In-process media's bridge settings (a worker builds its own from ``WorkerConfig``)."""
+    return BridgeSettings(
+        bandwidth=BandwidthSettings(max_leg_bitrate_bps=settings.max_leg_bitrate_kbps * 1000)
+    )
+
+
 async def media_ctx(app: web.Application) -> AsyncIterator[None]:
     """Where calls' media runs: the node's media worker processes, or (``media_workers``
     0) this process. ICE gathers host candidates only on the configured addresses."""
@@ -125,7 +134,7 @@ async def media_ctx(app: web.Application) -> AsyncIterator[None]:
             seam = app.get(RECORDING_SINK_FACTORY)
             return staging if seam is None else sink_factory_from(seam)
 
-        host = LocalMediaHost(sink_factory)
+        host = LocalMediaHost(sink_factory, bridge_settings=bridge_settings_from(settings))
     else:
         pool = MediaWorkerPool(
             settings.resolved_media_workers,
@@ -133,7 +142,8 @@ async def media_ctx(app: web.Application) -> AsyncIterator[None]:
             ice_host_addresses=addresses,
             udp_receive_buffer_bytes=settings.media_udp_receive_buffer_bytes,
             log_format=settings.log_format,
-            node_name=settings.node_name,
+            node_name=settings.resolved_node_name,
+            max_leg_bitrate_bps=settings.max_leg_bitrate_kbps * 1000,
         )
         await pool.start()
         host = pool

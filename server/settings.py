@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import socket
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
@@ -44,6 +43,9 @@ class Settings(BaseSettings):
     media_workers: int | None = Field(default=None, ge=0, le=256)
     # SO_RCVBUF asked for every media socket (the kernel caps it at net.core.rmem_max).
     media_udp_receive_buffer_bytes: int = Field(default=2 * 1024 * 1024, ge=65536)
+    # What each media leg may send (audio and video): advertised to browsers (b=AS, REMB)
+    # and policed (frames beyond it dropped, a leg that keeps above it ends the call).
+    max_leg_bitrate_kbps: int = Field(default=2500, ge=256, le=100_000)
 
     eligibility_activity_window_days: int = Field(default=14, ge=1, le=3650)
     call_attempt_limit: int = Field(default=5, ge=1, le=1000)
@@ -51,6 +53,9 @@ class Settings(BaseSettings):
     ring_timeout_seconds: float = Field(default=45.0, gt=0, le=600)
     reconnect_grace_seconds: float = Field(default=20.0, gt=0, le=600)
     connect_timeout_seconds: float = Field(default=30.0, gt=0, le=600)
+    # A call ends (``max_length``) this long after it became active, both people warned a
+    # minute before; fractions of a minute are for tests.
+    max_call_minutes: float = Field(default=120.0, gt=0, le=24 * 60)
     join_link_ttl_seconds: int = Field(default=600, ge=10, le=86400)
     login_token_ttl_seconds: int = Field(default=120, ge=10, le=3600)
     session_max_age_seconds: int = Field(default=12 * 3600, ge=60)
@@ -79,8 +84,9 @@ class Settings(BaseSettings):
     metrics_port: int = Field(default=0, ge=0, le=65535)
     metrics_host: str = "127.0.0.1"
     log_format: Literal["text", "json"] = "text"
-    # Names this process in every log line (``node``); the host name unless set.
-    node_name: str = Field(default_factory=socket.gethostname, min_length=1, max_length=128)
+    # Names this process in every log line (``node``); unset: the cluster node id (see
+    # ``node_id``), so that nodes sharing a machine tell their lines apart.
+    node_name: str | None = Field(default=None, min_length=1, max_length=128)
     # Bounded connections (server/connection_limits.py). Small values are for tests.
     http_header_timeout_seconds: float = Field(default=10.0, gt=0, le=600)
     http_body_timeout_seconds: float = Field(default=15.0, gt=0, le=600)
@@ -142,6 +148,14 @@ class Settings(BaseSettings):
                 return "sqlite+aiosqlite:///" + url[len("sqlite:///") :]
             return url
         return f"sqlite+aiosqlite:///{(self.data_dir / 'inboxcall.sqlite3').resolve()}"
+
+    @property
+    def resolved_node_name(self) -> str:
+        if self.node_name:
+            return self.node_name
+        from server.cluster.node import resolve_node_id
+
+        return resolve_node_id(self.node_id, self.data_dir)
 
     @property
     def resolved_media_workers(self) -> int:

@@ -24,6 +24,17 @@ Why each patch exists, and when it can go:
   requests (``_send_keyframe`` only sets a flag for its encoder). We give the sender a
   packetizer that never encodes and route PLI/FIR to the bridge. Can go when aiortc
   lets a packet-producing track receive keyframe requests and skips building encoders.
+  The packetizer also hears the receiving browser's REMB: aiortc's sender hands every
+  REMB naming its SSRC to ``encoder.target_bitrate`` (for its own encoders), so a
+  ``target_bitrate`` property on the packetizer is where the receiver's downlink
+  estimate reaches the bridge, with no further patch. Can go with the rest of it.
+* ``cap_receive_estimate`` (per video receiver): aiortc's receiver sends the remote
+  sender a REMB computed only from its own receive estimate (``rate.py``
+  ``RemoteBitrateEstimator``), inline in ``_handle_rtp_packet``; an SFU must tell the
+  sender what the *other* leg's receiver can take. We replace the receiver's estimator
+  object with one that wraps it and caps what it reports (and reports a falling cap at
+  once, rate-limited, instead of waiting for the estimator's own next report). Can go
+  when aiortc lets an application set or filter the REMB it sends.
 * ``send_picture_loss_indication``: calls the receiver's private ``_send_rtcp_pli``;
   there is no public way to ask a remote sender for a keyframe.
 * Global, installed by ``install_global_patches`` (idempotent):
@@ -73,6 +84,13 @@ MAX_PENDING_DATAGRAMS: Final = 2048
 RECEIVER_DECODER_QUEUE_ATTR: Final = "_RTCRtpReceiver__decoder_queue"
 RECEIVER_DECODER_THREAD_ATTR: Final = "_RTCRtpReceiver__decoder_thread"
 SENDER_ENCODER_ATTR: Final = "_RTCRtpSender__encoder"
+RECEIVER_BITRATE_ESTIMATOR_ATTR: Final = "_RTCRtpReceiver__remote_bitrate_estimator"
+
+# A capped estimate is re-sent between the estimator's own reports (every 500 ms) only
+# when it changed by this share, and at most this often: REMB is a few dozen bytes, but
+# a browser re-plans its encoder on each one.
+CAP_REPORT_CHANGE: Final = 0.1
+CAP_REPORT_MIN_INTERVAL_MS: Final = 200
 
 OnEncodedFrame = Callable[[str, int, bytes, int], None]
 """(codec name, clock rate, frame data, unwrapped RTP timestamp), called on the loop."""
@@ -264,13 +282,34 @@ class PassthroughPacketizer:
 
     Reuses aiortc's packetizers (class methods, no codec context). VP8 input must be a
     raw VP8 frame, H264 input Annex-B, Opus input one Opus packet.
+
+    ``target_bitrate`` is set by aiortc's sender to every REMB the remote receiver sends
+    about this stream (bits per second); ``on_target_bitrate`` hears each one.
     """
 
-    def __init__(self, codec: str, clock_rate: int) -> None:
+    def __init__(
+        self,
+        codec: str,
+        clock_rate: int,
+        on_target_bitrate: Callable[[int], None] | None = None,
+    ) -> None:
         self.codec = codec
         self._time_base = Fraction(1, clock_rate)
         # Picture IDs count frames; start anywhere, as aiortc's own encoder does.
         self._picture_id = 0
+        self._target_bitrate: int | None = None
+        self._on_target_bitrate = on_target_bitrate
+
+    @property
+    def target_bitrate(self) -> int | None:
+        """The last REMB the remote receiver sent about this stream, or None."""
+        return self._target_bitrate
+
+    @target_bitrate.setter
+    def target_bitrate(self, bitrate: int) -> None:
+        self._target_bitrate = bitrate
+        if self._on_target_bitrate is not None:
+            self._on_target_bitrate(bitrate)
 
     def encode(self, frame: Any, force_keyframe: bool = False) -> tuple[list[bytes], int]:
         raise RuntimeError("a passthrough sender was given a raw frame to encode")
@@ -289,18 +328,30 @@ class PassthroughPacketizer:
 
 
 def make_sender_passthrough(
-    sender: Any, *, codec: str, clock_rate: int, on_keyframe_request: Callable[[], None]
+    sender: Any,
+    *,
+    codec: str,
+    clock_rate: int,
+    on_keyframe_request: Callable[[], None],
+    on_receiver_estimate: Callable[[int], None] | None = None,
 ) -> None:
     """Make ``sender`` packetize its track's packets without an encoder.
 
     ``on_keyframe_request`` is called (on the loop) for every PLI or FIR the remote peer
-    sends about this sender's stream. Must be called before the sender starts.
+    sends about this sender's stream; ``on_receiver_estimate`` for every REMB (bits per
+    second) it sends about it. NACKs need nothing: aiortc's sender answers them from its
+    own history of the packets it sent, packetized here. Must be called before the
+    sender starts.
     """
     if not hasattr(sender, SENDER_ENCODER_ATTR) or not hasattr(sender, "_send_keyframe"):
         raise RuntimeError("RTCRtpSender internals changed: re-check signaling/aiortc_patches.py")
     if getattr(sender, SENDER_ENCODER_ATTR) is not None:
         raise RuntimeError("make_sender_passthrough must be called before the sender starts")
-    setattr(sender, SENDER_ENCODER_ATTR, PassthroughPacketizer(codec, clock_rate))
+    setattr(
+        sender,
+        SENDER_ENCODER_ATTR,
+        PassthroughPacketizer(codec, clock_rate, on_target_bitrate=on_receiver_estimate),
+    )
     # An instance attribute shadows the method that _handle_rtcp_packet calls.
     sender._send_keyframe = on_keyframe_request
 
@@ -308,3 +359,86 @@ def make_sender_passthrough(
 async def send_picture_loss_indication(receiver: Any, media_ssrc: int) -> None:
     """Ask the remote sender of ``media_ssrc`` for a keyframe (RTCP PLI)."""
     await receiver._send_rtcp_pli(media_ssrc)
+
+
+class CappedBitrateEstimator:
+    """Stands in for a video receiver's ``RemoteBitrateEstimator``: the REMB the remote
+    sender gets is ``min(own estimate, cap())``.
+
+    aiortc calls ``add`` for every RTP packet carrying abs-send-time and sends a REMB
+    with whatever non-None ``(bitrate, ssrcs)`` it returns. ``cap()`` is read on every
+    packet (cheap: the bridge keeps it as a plain number) and returns bits per second or
+    None (no cap). Between the wrapped estimator's own reports, a cap that moved by
+    ``CAP_REPORT_CHANGE`` is reported at once, at most every
+    ``CAP_REPORT_MIN_INTERVAL_MS``: a receiver's downlink can collapse faster than the
+    sender's uplink estimate would say anything.
+    """
+
+    def __init__(self, inner: Any, cap: Callable[[], int | None]) -> None:
+        self._inner = inner
+        self._cap = cap
+        self.own_estimate: int | None = None
+        """The wrapped estimator's last estimate (what aiortc alone would have sent)."""
+        self.reported: int | None = None
+        """The last value sent to the remote sender."""
+        self._reported_at_ms: int | None = None
+
+    def add(
+        self, arrival_time_ms: int, abs_send_time: int, payload_size: int, ssrc: int
+    ) -> tuple[int, list[int]] | None:
+        remb = self._inner.add(
+            arrival_time_ms=arrival_time_ms,
+            abs_send_time=abs_send_time,
+            payload_size=payload_size,
+            ssrc=ssrc,
+        )
+        cap = self._cap()
+        if remb is not None:
+            self.own_estimate, ssrcs = remb
+            return self._report(_min_known(self.own_estimate, cap), ssrcs, arrival_time_ms)
+        target = _min_known(self.own_estimate, cap)
+        if target is None:
+            return None
+        if self._reported_at_ms is not None and (
+            arrival_time_ms - self._reported_at_ms < CAP_REPORT_MIN_INTERVAL_MS
+        ):
+            return None
+        if self.reported is not None and abs(target - self.reported) < (
+            CAP_REPORT_CHANGE * self.reported
+        ):
+            return None
+        return self._report(target, list(self._inner.ssrcs), arrival_time_ms)
+
+    def _report(
+        self, bitrate: int | None, ssrcs: list[int], now_ms: int
+    ) -> tuple[int, list[int]] | None:
+        if bitrate is None or not ssrcs:
+            return None
+        self.reported = bitrate
+        self._reported_at_ms = now_ms
+        return bitrate, ssrcs
+
+
+def _min_known(a: int | None, b: int | None) -> int | None:
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return min(a, b)
+
+
+def cap_receive_estimate(receiver: Any, cap: Callable[[], int | None]) -> CappedBitrateEstimator:
+    """Cap the REMB ``receiver`` (a video ``RTCRtpReceiver``) sends at ``cap()``.
+
+    Returns the wrapper, whose ``own_estimate`` and ``reported`` say what happened.
+    """
+    inner = getattr(receiver, RECEIVER_BITRATE_ESTIMATOR_ATTR, None)
+    if inner is None or not callable(getattr(inner, "add", None)) or not hasattr(inner, "ssrcs"):
+        raise RuntimeError(
+            f"RTCRtpReceiver has no {RECEIVER_BITRATE_ESTIMATOR_ATTR} estimator (audio "
+            "receivers have none; otherwise aiortc changed: re-check "
+            "signaling/aiortc_patches.py)"
+        )
+    capped = CappedBitrateEstimator(inner, cap)
+    setattr(receiver, RECEIVER_BITRATE_ESTIMATOR_ATTR, capped)
+    return capped

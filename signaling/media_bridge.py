@@ -45,6 +45,22 @@ received for ``BridgeSettings.disconnected_after`` seconds; back to ``connected`
 packets flow again), ``failed`` (the bridge then closes that leg) and ``closed``. A leg
 replaced by a fresh one reports nothing more. Callbacks run on the loop and must not block.
 
+Bitrate (``signaling.media_bandwidth``): the receiving leg's network decides what the
+sender sends. The REMB a participant's browser sends about the video the bridge forwards
+to it (Chromium sends REMB: aiortc negotiates ``goog-remb`` and abs-send-time, not
+transport-cc) becomes its ``DownlinkVideoGate``'s estimate; the REMB the bridge sends to
+the other participant's browser is ``min(aiortc's own receive estimate, that estimate,
+the per-leg ceiling)`` (``aiortc_patches.cap_receive_estimate``). Keyframe requests
+are forwarded as before, and NACKs are answered on each hop by whoever sent the packet:
+aiortc's receiver asks the sending browser, aiortc's sender answers the receiving one
+from its own history. When a receiver cannot carry video, its video is not forwarded
+(audio goes on) and ``on_notice(receiver_id, "video_paused")`` is called; when a probe
+shows it recovered, video resumes on a keyframe and ``on_notice(receiver_id,
+"video_resumed")``. What each participant sends is recorded throughout, so the
+recording needs nothing. Every leg is policed at the ceiling (advertised as ``b=AS`` /
+``b=TIAS`` in the answer): frames over it are neither forwarded nor recorded, and a
+leg that stays over it calls ``on_failure(participant_id, "bitrate_exceeded")``.
+
 ``set_media_enabled(participant_id, kind, enabled)`` is the participant's camera or
 microphone switch as told by the signalling layer: while disabled, the participant's
 frames of that kind are neither forwarded nor recorded; re-enabling video asks the
@@ -63,7 +79,7 @@ import asyncio
 import itertools
 import logging
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
@@ -77,6 +93,17 @@ from aiortc import (
 from aiortc.sdp import candidate_from_sdp
 
 from signaling import aiortc_patches
+from signaling.call_state import FailureDetail
+from signaling.media_bandwidth import (
+    BandwidthSettings,
+    DownlinkVideoGate,
+    GateChange,
+    GateState,
+    LegBitratePolice,
+    Notice,
+    PoliceVerdict,
+    advertise_ceiling,
+)
 from signaling.media_codecs import (
     OPUS,
     OPUS_CLOCK_RATE,
@@ -119,6 +146,7 @@ class BridgeSettings:
     # node normally has a reachable address and Google's STUN (aiortc's default) must
     # not be contacted implicitly.
     ice_servers: tuple[RTCIceServer, ...] = ()
+    bandwidth: BandwidthSettings = field(default_factory=BandwidthSettings)
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +168,17 @@ class StreamStats:
     frames_out_dropped: int
     frames_out_awaiting_keyframe: int
     keyframe_requests_received: int
+    frames_over_budget: int = 0
+    """Frames the participant sent beyond the per-leg ceiling (neither forwarded nor
+    recorded)."""
+    frames_out_paused: int = 0
+    """Video frames not forwarded to the participant while their video was paused."""
+    receiver_estimate_bps: int | None = None
+    """Video only: the last REMB the participant's browser sent about what it receives."""
+    sender_cap_bps: int | None = None
+    """Video only: the last REMB the bridge sent the participant's browser."""
+    video_gate: str | None = None
+    """Video only: ``flowing``, ``paused`` or ``probing`` (what the participant receives)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,6 +238,7 @@ class _Leg:
     replaced: bool = False
     rx_packets: int = -1
     rx_changed_at: float = 0.0
+    estimator: aiortc_patches.CappedBitrateEstimator | None = None
 
 
 @dataclass(eq=False)
@@ -206,8 +246,13 @@ class _Participant:
     participant_id: str
     streams: dict[MediaKind, _SourceStream]
     keyframes: KeyframeRequester
+    gate: DownlinkVideoGate
+    """What this participant receives: their browser's estimate decides the other's rate."""
+    police: LegBitratePolice
+    """What this participant sends, held to the per-leg ceiling."""
     leg: _Leg | None = None
     peer_legs: list[_Leg] = field(default_factory=list)
+    bitrate_exceeded: bool = False
 
 
 class CallMediaBridge:
@@ -219,12 +264,16 @@ class CallMediaBridge:
         *,
         sink: EncodedFrameSink | None = None,
         on_leg_state: Callable[[str, str], None] | None = None,
+        on_notice: Callable[[str, Notice], None] | None = None,
+        on_failure: Callable[[str, FailureDetail], None] | None = None,
         settings: BridgeSettings | None = None,
     ) -> None:
         aiortc_patches.install_global_patches()
         self.call_id = call_id
         self._sink = sink
         self._on_leg_state = on_leg_state
+        self._on_notice = on_notice
+        self._on_failure = on_failure
         self._settings = settings or BridgeSettings()
         self._participants: dict[str, _Participant] = {}
         self._video_codec: str | None = None
@@ -401,6 +450,9 @@ class CallMediaBridge:
                         frames_out_dropped=c.frames_out_dropped,
                         frames_out_awaiting_keyframe=c.frames_out_awaiting_keyframe,
                         keyframe_requests_received=c.keyframe_requests_received,
+                        frames_over_budget=c.frames_over_budget,
+                        frames_out_paused=c.frames_out_paused,
+                        **self._bitrate_stats(participant, kind),
                     )
                 )
         return BridgeStats(
@@ -412,6 +464,17 @@ class CallMediaBridge:
             sink_errors=self._sink_errors,
             legs_started=self._legs_started,
         )
+
+    @staticmethod
+    def _bitrate_stats(participant: _Participant, kind: MediaKind) -> dict[str, Any]:
+        if kind != "video":
+            return {}
+        estimator = participant.leg.estimator if participant.leg is not None else None
+        return {
+            "receiver_estimate_bps": participant.gate.estimate,
+            "sender_cap_bps": estimator.reported if estimator is not None else None,
+            "video_gate": participant.gate.state.value,
+        }
 
     def leg_state(self, participant_id: str) -> str | None:
         """The current leg's state as last reported, or None when there is no leg."""
@@ -485,6 +548,8 @@ class CallMediaBridge:
                     min_interval=self._settings.keyframe_request_interval,
                     send=lambda: self._send_keyframe_request(participant_id),
                 ),
+                gate=DownlinkVideoGate(self._settings.bandwidth),
+                police=LegBitratePolice(self._settings.bandwidth),
             )
             self._participants[participant_id] = participant
         return participant
@@ -506,7 +571,12 @@ class CallMediaBridge:
             leg.participant_id,
             leg.generation,
         )
-        return str(pc.localDescription.sdp)
+        return self._answer_sdp(pc)
+
+    def _answer_sdp(self, pc: RTCPeerConnection) -> str:
+        return advertise_ceiling(
+            str(pc.localDescription.sdp), self._settings.bandwidth.max_leg_bitrate_bps
+        )
 
     async def _start_leg(
         self, participant: _Participant, offer_sdp: str, offer: OfferSummary, video_codec: str
@@ -565,7 +635,12 @@ class CallMediaBridge:
                     codec=codec,
                     clock_rate=clock_rate,
                     on_keyframe_request=self._keyframe_request_callback(participant_id, kind),
+                    on_receiver_estimate=self._receiver_estimate_callback(participant_id),
                 )
+                if kind == "video":
+                    leg.estimator = aiortc_patches.cap_receive_estimate(
+                        transceiver.receiver, self._sender_cap_callback(participant_id)
+                    )
                 transceivers[kind] = transceiver
                 outbound[kind] = track
             pc.on("connectionstatechange", lambda: self._on_pc_state(leg))
@@ -592,7 +667,7 @@ class CallMediaBridge:
             ", replacing a previous leg" if old is not None else "",
         )
         self._report_state(leg, "connecting")
-        return str(pc.localDescription.sdp)
+        return self._answer_sdp(pc)
 
     async def _close_leg(self, leg: _Leg) -> None:
         for track in leg.outbound.values():
@@ -628,6 +703,18 @@ class CallMediaBridge:
         stream = participant.streams[kind]
         counters = stream.counters
         counters.frames_in += 1
+        arrival = time.monotonic()
+        verdict = participant.police.admit(len(data), arrival)
+        if verdict is not PoliceVerdict.FORWARD:
+            counters.frames_over_budget += 1
+            if verdict is PoliceVerdict.END:
+                self._bitrate_exceeded(participant)
+            elif kind == "video":
+                # A gap in video breaks decoding: resume (forwarding and recording) on a
+                # keyframe, which the browser sends at its next, smaller budget.
+                stream.awaiting_keyframe = True
+                participant.keyframes.request()
+            return
         keyframe = is_keyframe(codec, data)
         if keyframe:
             counters.keyframes_in += 1
@@ -643,7 +730,6 @@ class CallMediaBridge:
                 return
             stream.awaiting_keyframe = False
 
-        arrival = time.monotonic()
         rtp_timestamp = stream.rebase(leg.generation, timestamp, clock_rate, arrival)
         if self._sink is not None:
             try:
@@ -670,7 +756,72 @@ class CallMediaBridge:
                     )
         peer = self._peer_of(leg.participant_id)
         if peer is not None and peer.leg is not None:
+            if kind == "video" and not peer.gate.forwarding:
+                peer.streams["video"].counters.frames_out_paused += 1
+                return
             peer.leg.outbound[kind].push(data, rtp_timestamp, clock_rate, keyframe)
+
+    # --------------------------------------------------------------- bitrate
+
+    def _sender_cap_callback(self, sender_id: str) -> Callable[[], int | None]:
+        """What ``sender_id``'s browser may send (read by its video receiver per packet)."""
+        ceiling = self._settings.bandwidth.max_leg_bitrate_bps
+
+        def cap() -> int | None:
+            peer = self._peer_of(sender_id)
+            return ceiling if peer is None else peer.gate.sender_cap
+
+        return cap
+
+    def _receiver_estimate_callback(self, receiver_id: str) -> Callable[[int], None]:
+        def on_estimate(bitrate: int) -> None:
+            participant = self._participants.get(receiver_id)
+            if participant is None or self._closing is not None:
+                return
+            change = participant.gate.on_estimate(bitrate, time.monotonic())
+            self._apply_gate(participant, change)
+
+        return on_estimate
+
+    def _apply_gate(self, receiver: _Participant, change: GateChange | None) -> None:
+        if change is None:
+            return
+        logger.info(
+            "call=%s participant=%s video in %s (%s, estimate %s bps)",
+            self.call_id,
+            receiver.participant_id,
+            change.state.value,
+            change.reason,
+            receiver.gate.estimate,
+        )
+        if change.state is not GateState.FLOWING and receiver.leg is not None:
+            # Paused: nothing queued is worth sending late. Probing: start on a keyframe.
+            receiver.leg.outbound["video"].hold_until_keyframe()
+        if change.state is GateState.PROBING:
+            sender = self._peer_of(receiver.participant_id)
+            if sender is not None:
+                sender.keyframes.request()
+        if change.notice is not None and self._on_notice is not None:
+            try:
+                self._on_notice(receiver.participant_id, change.notice)
+            except Exception:
+                logger.exception("call=%s on_notice callback failed", self.call_id)
+
+    def _bitrate_exceeded(self, participant: _Participant) -> None:
+        if participant.bitrate_exceeded:
+            return
+        participant.bitrate_exceeded = True
+        logger.warning(
+            "call=%s participant=%s kept sending above the %d bps ceiling; ending the call",
+            self.call_id,
+            participant.participant_id,
+            self._settings.bandwidth.max_leg_bitrate_bps,
+        )
+        if self._on_failure is not None:
+            try:
+                self._on_failure(participant.participant_id, FailureDetail.BITRATE_EXCEEDED)
+            except Exception:
+                logger.exception("call=%s on_failure callback failed", self.call_id)
 
     def _consumer_attached_callback(self, consumer_id: str, kind: MediaKind) -> Callable[[], None]:
         def on_attach() -> None:
@@ -778,10 +929,15 @@ class CallMediaBridge:
         while True:
             await asyncio.sleep(self._settings.liveness_check_interval)
             for participant in list(self._participants.values()):
+                self._apply_gate(participant, participant.gate.tick(time.monotonic()))
+            for participant in list(self._participants.values()):
                 leg = participant.leg
                 if leg is None or leg.state not in ("connected", "disconnected"):
                     continue
                 report = await leg.pc.getStats()
+                loss = _video_loss(report.values())
+                if loss is not None:
+                    self._apply_gate(participant, participant.gate.on_loss(loss, time.monotonic()))
                 received = sum(
                     int(getattr(s, "packetsReceived", 0))
                     for s in report.values()
@@ -810,6 +966,18 @@ class CallMediaBridge:
             logger.warning(
                 "call=%s task %s failed: %r", self.call_id, task.get_name(), task.exception()
             )
+
+
+def _video_loss(stats: Iterable[Any]) -> float | None:
+    """The share of video packets the remote receiver last said it lost (its RTCP
+    receiver report, which aiortc's sender keeps as ``remote-inbound-rtp``)."""
+    for entry in stats:
+        if getattr(entry, "type", None) == "remote-inbound-rtp" and entry.kind == "video":
+            fraction = getattr(entry, "fractionLost", None)
+            if isinstance(fraction, int | float):
+                # RFC 3550: an 8-bit fixed-point share of the packets since the last report.
+                return min(1.0, max(0.0, fraction / 256))
+    return None
 
 
 __all__ = [

@@ -40,6 +40,8 @@ class StreamCounters:
     frames_out_dropped: int = 0
     frames_out_awaiting_keyframe: int = 0
     keyframe_requests_received: int = 0
+    frames_over_budget: int = 0
+    frames_out_paused: int = 0
 
 
 class ForwardingTrack(MediaStreamTrack):

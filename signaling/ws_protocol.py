@@ -32,6 +32,7 @@ from pydantic import (
 
 from signaling import ws_limits
 from signaling.call_state import (
+    CallEndingSoon,
     CallPhase,
     CallState,
     CallStateError,
@@ -358,6 +359,28 @@ class PeerConnectionStateMessage(_Message):
     state: Literal["connected", "reconnecting"]
 
 
+class VideoPausedMessage(_Message):
+    """Video to ``user_id`` is paused (``paused`` true) because their connection cannot
+    carry it (``reason``), or flows again (false). Sent to both participants; audio is
+    never paused."""
+
+    type: Literal["video_paused"] = "video_paused"
+    call_id: EntityId
+    user_id: EntityId
+    paused: bool
+    reason: Literal["weak_connection"] = "weak_connection"
+
+
+class CallEndingSoonMessage(_Message):
+    """The call reaches its maximum length in ``seconds_left`` seconds and then ends
+    (``end_reason`` ``max_length``)."""
+
+    type: Literal["call_ending_soon"] = "call_ending_soon"
+    call_id: EntityId
+    seconds_left: Seconds
+    max_minutes: Annotated[float, Field(gt=0, allow_inf_nan=False)]
+
+
 class ChatRecord(_Message):
     id: EntityId
     sender_id: EntityId
@@ -393,7 +416,9 @@ ServerMessage = Annotated[
     | PeerMediaStateMessage
     | PeerConnectionStateMessage
     | ServerChatMessage
-    | ContactDetailsWarningMessage,
+    | ContactDetailsWarningMessage
+    | VideoPausedMessage
+    | CallEndingSoonMessage,
     Field(discriminator="type"),
 ]
 
@@ -579,6 +604,14 @@ def call_state_message(state: CallState) -> CallStateMessage:
         end_reason=end.reason if end else None,
         ended_by=end.by if end else None,
         detail=end.detail if end else None,
+    )
+
+
+def call_ending_soon_message(state: CallState, ending: CallEndingSoon) -> CallEndingSoonMessage:
+    return CallEndingSoonMessage(
+        call_id=ending.call_id,
+        seconds_left=round(ending.seconds_left, 3),
+        max_minutes=state.timeouts.max_length.total_seconds() / 60,
     )
 
 

@@ -18,7 +18,14 @@ from server.db.models import CallEvent as CallEventRow
 from server.messages import add_system_message
 from server.webhooks import events as webhook_events
 from signaling.call_duration import LINK_EVENT_KINDS, LinkMark, call_duration
-from signaling.call_state import CallEvent, CallPhase, CallState, EndReason, PhaseChanged
+from signaling.call_state import (
+    CallEvent,
+    CallPhase,
+    CallState,
+    Change,
+    EndReason,
+    PhaseChanged,
+)
 
 MISSED_TEXT = "Missed video call"
 DECLINED_TEXT = "Call declined"
@@ -73,7 +80,7 @@ async def add_changes(
     session: AsyncSession,
     row: Call,
     state: CallState,
-    changes: tuple[CallEvent | PhaseChanged, ...],
+    changes: tuple[Change, ...],
     *,
     event_data: Mapping[str, Any] | None = None,
 ) -> None:
@@ -82,6 +89,8 @@ async def add_changes(
         if isinstance(change, CallEvent):
             session.add(event_row(change, event_data))
             continue
+        if not isinstance(change, PhaseChanged):
+            continue  # CallEndingSoon: only told, never stored
         row.state = change.phase.value
         if change.phase is CallPhase.ACTIVE and row.connected_at is None:
             row.connected_at = change.at

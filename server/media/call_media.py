@@ -8,6 +8,7 @@ from typing import Protocol
 
 from recorder import FinalisedRecording, RecorderStats
 from signaling.call_state import FailureDetail
+from signaling.media_bandwidth import Notice
 from signaling.media_bridge import BridgeStats
 from signaling.media_sink import MediaKind
 
@@ -16,7 +17,14 @@ LegStateListener = Callable[[str, str], None]
 
 MediaFailureListener = Callable[[FailureDetail], None]
 """``on_failure(detail)``: the call's media failed for both people (its worker died, its
-recording failed); the call must end. On the serving loop; must not block."""
+recording failed, a leg kept sending above the bitrate ceiling); the call must end. On
+the serving loop; must not block."""
+
+MediaNotice = Notice
+MediaNoticeListener = Callable[[str, MediaNotice], None]
+"""``on_notice(participant_id, notice)``: ``video_paused`` (the participant's connection
+cannot carry the other's video, which is no longer forwarded to them; audio goes on) or
+``video_resumed``. Both people should be told. On the serving loop; must not block."""
 
 
 class MediaUnavailableError(Exception):
@@ -69,6 +77,7 @@ class MediaHost(Protocol):
         *,
         on_leg_state: LegStateListener,
         on_failure: MediaFailureListener,
+        on_notice: MediaNoticeListener | None = None,
     ) -> CallMedia:
         """Raises ``MediaUnavailableError`` when the call cannot be placed."""
 

@@ -19,6 +19,7 @@ from server.media.call_media import (
     CallMediaStats,
     LegStateListener,
     MediaFailureListener,
+    MediaNoticeListener,
     MediaUnavailableError,
 )
 from signaling.media_bridge import BridgeSettings, CallMediaBridge
@@ -166,12 +167,20 @@ class LocalMediaHost:
         *,
         on_leg_state: LegStateListener,
         on_failure: MediaFailureListener,
+        on_notice: MediaNoticeListener | None = None,
     ) -> LocalCallMedia:
         if self._closing:
             raise MediaUnavailableError("the media host is shutting down")
         if call_id in self.calls:
             raise ValueError(f"call {call_id} already has media here")
-        bridge = CallMediaBridge(call_id, on_leg_state=on_leg_state, settings=self._bridge_settings)
+        bridge = CallMediaBridge(
+            call_id,
+            on_leg_state=on_leg_state,
+            on_notice=on_notice,
+            # The bridge names the participant (in its log); the call ends for both.
+            on_failure=lambda participant_id, detail: on_failure(detail),
+            settings=self._bridge_settings,
+        )
         media = LocalCallMedia(call_id, bridge, self._sink_factory(), lambda: self._forget(call_id))
         self.calls[call_id] = media
         return media

@@ -28,6 +28,7 @@ from server.media import ipc
 from server.media.local_host import LocalCallMedia, LocalMediaHost, StagingRecorders
 from server.owned_tasks import OwnedTasks
 from signaling import aiortc_patches
+from signaling.media_bandwidth import DEFAULT_MAX_LEG_BITRATE_BPS, BandwidthSettings
 from signaling.media_bridge import BridgeSettings
 from signaling.media_errors import MediaBridgeError, MediaNegotiationError
 
@@ -46,6 +47,7 @@ class WorkerConfig(BaseModel):
     log_level: str = "INFO"
     log_format: Literal["text", "json"] = "text"
     node_name: str = ""
+    max_leg_bitrate_bps: int = DEFAULT_MAX_LEG_BITRATE_BPS
 
 
 class LoopLagSampler:
@@ -77,7 +79,10 @@ class MediaWorker:
         self._config = config
         self._writer = writer
         staging = StagingRecorders(Path(config.staging_dir))
-        self._host = LocalMediaHost(lambda: staging, bridge_settings=BridgeSettings())
+        bridge_settings = BridgeSettings(
+            bandwidth=BandwidthSettings(max_leg_bitrate_bps=config.max_leg_bitrate_bps)
+        )
+        self._host = LocalMediaHost(lambda: staging, bridge_settings=bridge_settings)
         self._lag = LoopLagSampler()
         self._tasks = OwnedTasks("media worker")
 
@@ -149,6 +154,14 @@ class MediaWorker:
                     ),
                     on_failure=lambda detail: self.send(
                         {"event": "failure", "call_id": call_id, "detail": detail.value}
+                    ),
+                    on_notice=lambda pid, notice: self.send(
+                        {
+                            "event": "notice",
+                            "call_id": call_id,
+                            "participant_id": pid,
+                            "notice": notice,
+                        }
                     ),
                 )
                 return None

@@ -27,10 +27,13 @@ from server.media.call_media import (
     CallMediaStats,
     LegStateListener,
     MediaFailureListener,
+    MediaNotice,
+    MediaNoticeListener,
     MediaUnavailableError,
 )
 from server.media.worker_main import WorkerConfig
 from signaling.call_state import FailureDetail
+from signaling.media_bandwidth import DEFAULT_MAX_LEG_BITRATE_BPS
 from signaling.media_errors import MediaNegotiationError
 from signaling.media_sink import MediaKind
 
@@ -154,6 +157,11 @@ class WorkerProcess:
                 call = self.calls.get(str(frame.get("call_id")))
                 if call is not None:
                     call.on_worker_failure(FailureDetail(frame["detail"]))
+            case "notice":
+                call = self.calls.get(str(frame.get("call_id")))
+                notice = frame.get("notice")
+                if call is not None and notice in ("video_paused", "video_resumed"):
+                    call.on_worker_notice(str(frame["participant_id"]), notice)
 
     async def _lost(self) -> None:
         was_alive = self.alive
@@ -229,12 +237,15 @@ class RemoteCallMedia:
         staging: Path,
         on_leg_state: LegStateListener,
         on_failure: MediaFailureListener,
+        *,
+        on_notice: MediaNoticeListener | None = None,
     ) -> None:
         self._call_id = call_id
         self.worker = worker
         self._staging = staging
         self._on_leg_state = on_leg_state
         self._on_failure = on_failure
+        self._on_notice = on_notice
         self._legs: dict[str, str] = {}
         self._lost = False
         self._closed: asyncio.Future[list[FinalisedRecording]] | None = None
@@ -290,6 +301,10 @@ class RemoteCallMedia:
     def on_worker_failure(self, detail: FailureDetail) -> None:
         self._on_failure(detail)
 
+    def on_worker_notice(self, participant_id: str, notice: MediaNotice) -> None:
+        if self._on_notice is not None:
+            self._on_notice(participant_id, notice)
+
     def on_worker_lost(self) -> None:
         if self._lost or self._closed is not None:
             return
@@ -344,6 +359,7 @@ class MediaWorkerPool:
         udp_receive_buffer_bytes: int,
         log_format: Literal["text", "json"] = "text",
         node_name: str = "",
+        max_leg_bitrate_bps: int = DEFAULT_MAX_LEG_BITRATE_BPS,
     ) -> None:
         if count < 1:
             raise ValueError("a media worker pool needs at least one worker")
@@ -353,6 +369,7 @@ class MediaWorkerPool:
         self._udp_receive_buffer_bytes = udp_receive_buffer_bytes
         self._log_format: Literal["text", "json"] = log_format
         self._node_name = node_name
+        self._max_leg_bitrate_bps = max_leg_bitrate_bps
         self.workers: list[WorkerProcess | None] = [None] * count
         self._supervisors: list[asyncio.Task[None]] = []
         self._closing = False
@@ -367,6 +384,7 @@ class MediaWorkerPool:
             log_level=logging.getLevelName(logging.getLogger().getEffectiveLevel()),
             log_format=self._log_format,
             node_name=self._node_name,
+            max_leg_bitrate_bps=self._max_leg_bitrate_bps,
         )
 
     async def start(self) -> None:
@@ -414,6 +432,7 @@ class MediaWorkerPool:
         *,
         on_leg_state: LegStateListener,
         on_failure: MediaFailureListener,
+        on_notice: MediaNoticeListener | None = None,
     ) -> RemoteCallMedia:
         if self._closing:
             raise MediaUnavailableError("the node is shutting down")
@@ -421,7 +440,9 @@ class MediaWorkerPool:
         if not live:
             raise MediaUnavailableError("no media worker is running on this node")
         worker = min(live, key=lambda w: (len(w.calls), w.index))
-        media = RemoteCallMedia(call_id, worker, self._staging, on_leg_state, on_failure)
+        media = RemoteCallMedia(
+            call_id, worker, self._staging, on_leg_state, on_failure, on_notice=on_notice
+        )
         worker.calls[call_id] = media  # counted at once, so racing calls spread out
         try:
             await worker.request("open_call", call_id=call_id)

@@ -25,6 +25,7 @@ from server.db.models import Call, Thread
 from server.db.session import make_engine, make_session_factory
 from server.settings import Settings
 from signaling import aiortc_patches
+from signaling.call_state import FailureDetail
 from signaling.media_bridge import CallMediaBridge
 from signaling.media_sink import EncodedFrame, MediaKind
 from tests.support.media_peers import MediaClient
@@ -604,3 +605,52 @@ async def test_a_failure_at_the_deadline_is_retried_not_left_ringing(
     assert failures == [call_id]
     assert row.end_reason == "missed"
     assert await calls.system_messages(thread_id) == ["Missed video call"]
+
+
+@small(max_call_minutes=0.1)  # 6 s, so the warning comes at half time (3 s before)
+async def test_a_call_ends_at_its_maximum_length_after_a_warning(calls: CallHarness) -> None:
+    call_id, seller, buyer = await calls.connected_call()
+    for p in (seller, buyer):
+        warning = await p.ws.wait_for("call_ending_soon", timeout=10)
+        assert warning["call_id"] == call_id
+        assert 0 < warning["seconds_left"] <= 3
+        assert warning["max_minutes"] == pytest.approx(0.1)
+    row = await calls.ended(call_id, seller.ws, buyer.ws)
+    assert (row.end_reason, row.ended_by, row.end_detail) == ("max_length", None, None)
+    assert row.connected_at is not None and row.ended_at is not None
+    assert (row.ended_at - row.connected_at).total_seconds() == pytest.approx(6, abs=1)
+
+
+async def test_video_paused_for_a_weak_link_is_told_to_both(calls: CallHarness) -> None:
+    call_id, seller, buyer = await calls.connected_call()
+    bridge = bridge_of(calls, call_id)
+    # The bridge's own notice seam (its gate decided the buyer's link is too weak; the
+    # decision itself is covered by tests/integration/test_bitrate.py).
+    notice = bridge._on_notice
+    assert notice is not None
+    notice(buyer.ws.user_id, "video_paused")
+    for p in (seller, buyer):
+        message = await p.ws.wait_for("video_paused")
+        assert message == {
+            "type": "video_paused",
+            "call_id": call_id,
+            "user_id": buyer.ws.user_id,
+            "paused": True,
+            "reason": "weak_connection",
+        }
+    notice(buyer.ws.user_id, "video_resumed")
+    for p in (seller, buyer):
+        message = await p.ws.wait_for("video_paused", lambda m: m["paused"] is False)
+        assert message["user_id"] == buyer.ws.user_id
+
+
+async def test_a_leg_over_the_bitrate_ceiling_ends_the_call_for_both(calls: CallHarness) -> None:
+    call_id, seller, buyer = await calls.connected_call()
+    bridge = bridge_of(calls, call_id)
+    # The bridge's failure seam, as its police calls it (the policing itself is covered by
+    # tests/integration/test_bitrate.py with a peer sending 60 KB frames).
+    failure = bridge._on_failure
+    assert failure is not None
+    failure(buyer.ws.user_id, FailureDetail.BITRATE_EXCEEDED)
+    row = await calls.ended(call_id, seller.ws, buyer.ws)
+    assert (row.end_reason, row.end_detail) == ("failed", "bitrate_exceeded")

@@ -79,7 +79,8 @@ async def test_a_call_through_the_bridge_yields_two_checked_recordings(
         lambda: all(len(p.media.received["video"]) >= 90 for p in (seller, buyer)),
         "3 s of video both ways",
     )
-    recorder = calls.local_media(call_id).sink
+    media = calls.local_media(call_id)
+    recorder, bridge = media.sink, media.bridge
     assert isinstance(recorder, CallRecorder)
     await seller.ws.ok("hang_up", call_id=call_id)
     row = await calls.ended(call_id, seller.ws, buyer.ws)
@@ -127,12 +128,11 @@ async def test_a_call_through_the_bridge_yields_two_checked_recordings(
     # Both files run on one call clock and end together, at the hang-up.
     assert abs(ends[0] - ends[1]) < 0.5, ends
     # The recording starts when the call became active, after both legs connected: it
-    # holds a suffix of what the other side received (give or take the few frames still in
-    # flight to the other side at the hang-up).
-    for sender, receiver in ((seller, buyer), (buyer, seller)):
-        received = len(receiver.media.received["video"])
+    # holds a suffix of what the bridge took in from each sender, and no more.
+    for sender in (seller, buyer):
+        taken_in = bridge.stats().stream(sender.ws.user_id, "video").frames_in
         recorded = stats.participants[sender.ws.user_id].video_frames_received
-        assert 0 < recorded <= received + 5, (recorded, received)
+        assert 0 < recorded <= taken_in, (recorded, taken_in)
 
     stored = await calls.call_row(call_id)
     assert stored.review_required is True
@@ -282,3 +282,32 @@ async def test_a_violation_verdict_ends_the_violators_live_call(calls: CallHarne
     assert resp.status == 200
     ended = await calls.ended(call_id, seller.ws, buyer.ws)
     assert (ended.end_reason, ended.end_detail) == ("ineligible", "account_restricted")
+
+
+async def test_a_call_declined_after_the_seller_connected_keeps_no_recording(
+    calls: CallHarness, settings: Settings
+) -> None:
+    """Recording scope: only a call that became active is recorded. The seller's media
+    flows while it rings, the buyer declines: no file, no row, never drawn, not queued
+    (everything is drawn in this module: sample rate 1.0)."""
+    seller_id, buyer_id, thread_id = await calls.host.eligible_pair("declined")
+    seller = await calls.participant(seller_id)
+    buyer = await calls.participant(buyer_id)
+    call_id = await calls.ring(seller, buyer, thread_id)
+    await seller.connect_media(call_id)
+    await seller.media.wait_connected()
+    await buyer.ws.ok("decline_call", call_id=call_id)
+    row = await calls.ended(call_id, seller.ws, buyer.ws)
+    assert row.end_reason == "declined" and row.connected_at is None
+    async with calls.app[DB]() as session:
+        recordings = (
+            await session.scalars(select(Recording).where(Recording.call_id == call_id))
+        ).all()
+    assert recordings == []
+    assert not (settings.recording_staging_dir / call_id).exists()
+    assert not (settings.resolved_recordings_dir / call_id).exists()
+    assert row.review_required is False and row.recording_started_at is None
+    await calls.host.user("rev-declined", "reviewer")
+    reviewer, _ = await calls.signed_in("rev-declined")
+    queue = await (await reviewer.get("/api/v1/review/queue?kind=all")).json()
+    assert call_id not in {item["call_id"] for item in queue["calls"]}

@@ -5,7 +5,9 @@ and Redis going away mid-run. aiortc peers in this process play the browsers."""
 from __future__ import annotations
 
 import asyncio
+import signal
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import av
@@ -18,6 +20,7 @@ from tests.support.encoded_media import EncodedClip
 from tests.support.postgres import PostgresServer
 from tests.support.redis_server import RedisServer
 from tests.support.rtc_client import Participant
+from tests.support.service import AUTH
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -238,3 +241,60 @@ async def test_redis_going_away_loses_nothing(cluster: Cluster, clip: EncodedCli
 async def _bus_ok(cluster: Cluster, name: str) -> bool:
     _, body = await cluster.nodes[name].readyz()
     return bool(body["bus"] == "ok")
+
+
+async def test_a_rolling_restart_drops_no_call_of_the_other_node(
+    cluster: Cluster, clip: EncodedClip
+) -> None:
+    """Node b owns the call; the buyer's socket is on a, which restarts (SIGTERM, then up
+    again): the call goes on and the buyer re-attaches through the restarted node."""
+    call_id, seller, buyer = await call_across(cluster, clip, "roll", owner="b", other="a")
+    await cluster.nodes["a"].kill(signal.SIGTERM)
+    assert cluster.nodes["a"].process is not None
+    assert cluster.nodes["a"].process.returncode == 0
+    # The seller on b hears that the buyer's socket went, and the call waits for them.
+    lost = await seller.ws.wait_for("peer_connection_state", lambda m: m["state"] == "reconnecting")
+    assert lost["user_id"] == buyer.ws.user_id
+    before = len(seller.media.received["video"])
+    await cluster.progress.wait_for(
+        lambda: len(seller.media.received["video"]) >= before + 30,
+        "media goes on while the buyer's node restarts",
+    )
+    restarted = await cluster.restart("a")
+    back = await cluster.people[buyer.ws.user_id].socket(restarted)
+    state = await back.wait_for("call_state", lambda m: m["call_id"] == call_id)
+    assert state["state"] == "active"
+    again = await seller.ws.wait_for("peer_connection_state", lambda m: m["state"] == "connected")
+    assert again["user_id"] == buyer.ws.user_id
+    await back.ok("hang_up", call_id=call_id)
+    ended = await seller.ws.call_state("ended")
+    assert ended["end_reason"] == "hung_up"
+
+
+async def test_an_order_placed_through_the_other_node_ends_the_call(
+    cluster: Cluster, clip: EncodedClip
+) -> None:
+    """Eligibility changes reach the call's owner from any node: the host places an order
+    through node b while node a owns the call."""
+    call_id, seller, buyer = await call_across(cluster, clip, "order")
+    b = cluster.nodes["b"]
+    host = await cluster.host()
+    resp = await host.put(
+        f"{b.base}/api/v1/integration/threads/torder",
+        json={
+            "seller_id": "sorder",
+            "buyer_id": "border",
+            "initiated_by": "buyer",
+            "state": "open",
+            "order_placed": True,
+            "last_buyer_activity_at": datetime.now(UTC).isoformat(),
+        },
+        headers=AUTH,
+    )
+    assert resp.status == 200, await resp.text()
+    for ws in (seller.ws, buyer.ws):
+        ended = await ws.call_state("ended", timeout=10)
+        assert (ended["end_reason"], ended["detail"]) == ("ineligible", "thread_has_order")
+    async with cluster.db() as session:
+        row = await session.get(Call, call_id)
+    assert row is not None and row.end_reason == "ineligible"

@@ -5,7 +5,9 @@ an Opus tone once per process with PyAV; ``ReplayTrack`` replays its packets as
 ``av.Packet``s with advancing timestamps at the real frame rate, so a load generator
 never encodes. A replay track jumps to the next keyframe when its sender receives a
 keyframe request (PLI/FIR), as a real encoder would, and records what it sent and the
-requests it got, for assertions.
+requests it got, for assertions. ``AdaptiveReplayTrack`` also follows the REMB its sender
+receives, as a browser's encoder does, by switching between clips encoded at several
+bitrates on a keyframe.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import functools
 import math
 import random
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
@@ -62,7 +65,9 @@ def _video_frame(width: int, height: int, index: int, noise: random.Random) -> a
     return frame
 
 
-def _encode_video(width: int, height: int, fps: int, seconds: float) -> list[EncodedPacket]:
+def _encode_video(
+    width: int, height: int, fps: int, seconds: float, bitrate: int = 900_000
+) -> list[EncodedPacket]:
     codec = av.CodecContext.create("libvpx", "w")
     assert isinstance(codec, av.VideoCodecContext)
     codec.width = width
@@ -70,7 +75,7 @@ def _encode_video(width: int, height: int, fps: int, seconds: float) -> list[Enc
     codec.pix_fmt = "yuv420p"
     codec.time_base = Fraction(1, fps)
     codec.framerate = Fraction(fps, 1)
-    codec.bit_rate = 900_000
+    codec.bit_rate = bitrate
     codec.gop_size = fps
     codec.options = {"deadline": "realtime", "cpu-used": "8", "lag-in-frames": "0"}
     packets: list[EncodedPacket] = []
@@ -116,11 +121,15 @@ def _encode_audio(seconds: float) -> list[EncodedPacket]:
 
 @functools.cache
 def encoded_clip(
-    width: int = 640, height: int = 480, fps: int = 30, seconds: float = 3.0
+    width: int = 640,
+    height: int = 480,
+    fps: int = 30,
+    seconds: float = 3.0,
+    bitrate: int = 900_000,
 ) -> EncodedClip:
     """The clip for this process (encoded on first use, about a second of CPU)."""
     return EncodedClip(
-        video=tuple(_encode_video(width, height, fps, seconds)),
+        video=tuple(_encode_video(width, height, fps, seconds, bitrate)),
         audio=tuple(_encode_audio(seconds)),
         fps=fps,
         width=width,
@@ -159,6 +168,11 @@ class ReplayTrack(MediaStreamTrack):
         self.sent: list[tuple[int, bytes]] = []
         self.keyframe_requests = 0
         self.keyframe_requested = asyncio.Event()
+
+    @property
+    def started_at(self) -> float | None:
+        """Loop time of the first frame: frame ``n`` left at this + ``n`` periods."""
+        return self._start
 
     def request_keyframe(self) -> None:
         """What a sender does on PLI/FIR: the next frame is the next keyframe."""
@@ -201,6 +215,7 @@ class ReplayTrack(MediaStreamTrack):
         delay = self._start + self._count * self._period - loop.time()
         if delay > 0:
             await asyncio.sleep(delay)
+        self._before_frame()
         encoded = self._packets[self._index]
         self._index = (self._index + 1) % len(self._packets)
         packet = av.Packet(encoded.data)
@@ -210,6 +225,50 @@ class ReplayTrack(MediaStreamTrack):
         self.sent.append((packet.pts, encoded.data))
         return packet
 
+    def _before_frame(self) -> None:
+        """Subclasses may switch clips here (``self._index`` is the next frame)."""
+
     def stop(self) -> None:
         super().stop()
         self._stopped.set()
+
+
+def clip_bitrate(clip: EncodedClip) -> int:
+    """The clip's average video bitrate (bits per second)."""
+    return round(sum(len(p.data) for p in clip.video) * 8 * clip.fps / len(clip.video))
+
+
+class AdaptiveReplayTrack(ReplayTrack):
+    """Video that follows its sender's REMB, as a browser's encoder follows its estimate.
+
+    ``ladder`` holds clips of one length and frame rate (so their keyframes line up) at
+    several bitrates; the track sends the best one whose bitrate fits the last target
+    (the lowest when none fits), switching on the next keyframe. ``targets`` lists
+    ``(loop time, bitrate)`` of every REMB heard; ``switches`` ``(loop time, bitrate)``.
+    """
+
+    def __init__(self, ladder: Sequence[EncodedClip]) -> None:
+        rungs = sorted(ladder, key=clip_bitrate, reverse=True)
+        if len({(len(c.video), c.fps) for c in rungs}) != 1:
+            raise ValueError("the ladder's clips must have the same length and frame rate")
+        super().__init__("video", rungs[0])
+        self._rungs = [(clip_bitrate(c), c) for c in rungs]
+        self._current = 0
+        self._wanted = 0
+        self.targets: list[tuple[float, int]] = []
+        self.switches: list[tuple[float, int]] = []
+
+    @property
+    def bitrate(self) -> int:
+        return self._rungs[self._current][0]
+
+    def set_target_bitrate(self, bitrate: int) -> None:
+        self.targets.append((asyncio.get_running_loop().time(), bitrate))
+        fitting = [i for i, (rate, _) in enumerate(self._rungs) if rate <= bitrate]
+        self._wanted = fitting[0] if fitting else len(self._rungs) - 1
+
+    def _before_frame(self) -> None:
+        if self._wanted != self._current and self._index in self._keyframe_indexes:
+            self._current = self._wanted
+            self._packets = self._rungs[self._current][1].video
+            self.switches.append((asyncio.get_running_loop().time(), self.bitrate))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -16,7 +17,17 @@ from aiortc import RTCBundlePolicy, RTCConfiguration, RTCPeerConnection, RTCSess
 
 from signaling import aiortc_patches
 from signaling.media_codecs import OPUS_CLOCK_RATE, VIDEO_CLOCK_RATE, codec_preferences, is_keyframe
-from tests.support.encoded_media import EncodedClip, ReplayTrack
+from tests.support.encoded_media import AdaptiveReplayTrack, EncodedClip, ReplayTrack
+
+HOST_CANDIDATE = r"^a=candidate:\S+ \d+ udp \d+ 127\.0\.0\.1 (\d+) typ host"
+
+
+def server_media_port(answer_sdp: str) -> int:
+    """The one loopback port a bridge's (bundled) answer offers."""
+    ports = {int(m.group(1)) for m in re.finditer(HOST_CANDIDATE, answer_sdp, re.M)}
+    if len(ports) != 1:
+        raise AssertionError(f"expected one server media port in the answer, got {ports}")
+    return ports.pop()
 
 
 class Progress:
@@ -51,11 +62,14 @@ class ReceivedFrame:
 class ReceivedFrames:
     progress: Progress
     frames: list[ReceivedFrame] = field(default_factory=list)
+    arrivals: list[float] = field(default_factory=list)
+    """``time.monotonic()`` (the loop's clock) when each frame was complete."""
     codecs: set[str] = field(default_factory=set)
 
     def add(self, codec: str, clock_rate: int, data: bytes, timestamp: int) -> None:
         self.codecs.add(codec)
         self.frames.append(ReceivedFrame(timestamp, data, is_keyframe(codec, data)))
+        self.arrivals.append(time.monotonic())
         self.progress.notify()
 
     def __len__(self) -> int:
@@ -73,15 +87,22 @@ class MediaClient:
         video_codec: str = "VP8",
         max_video_frames: int | None = None,
         max_audio_frames: int | None = None,
+        video_ladder: tuple[EncodedClip, ...] | None = None,
     ) -> None:
         self.progress = progress
         self.pc = RTCPeerConnection(
             RTCConfiguration(iceServers=[], bundlePolicy=RTCBundlePolicy.MAX_BUNDLE)
         )
-        self.sources = {
+        self.sources: dict[str, ReplayTrack] = {
             "audio": ReplayTrack("audio", clip, max_frames=max_audio_frames),
-            "video": ReplayTrack("video", clip, max_frames=max_video_frames),
+            "video": (
+                AdaptiveReplayTrack(video_ladder)
+                if video_ladder
+                else ReplayTrack("video", clip, max_frames=max_video_frames)
+            ),
         }
+        self.estimates: list[tuple[float, int]] = []
+        """``(loop time, bits per second)`` of every REMB the bridge sent about our video."""
         self.received = {"audio": ReceivedFrames(progress), "video": ReceivedFrames(progress)}
         self.states: list[str] = []
         self.transceivers = {}
@@ -98,6 +119,7 @@ class MediaClient:
                 codec=codec,
                 clock_rate=clock_rate,
                 on_keyframe_request=source.request_keyframe,
+                on_receiver_estimate=self._on_estimate if kind == "video" else None,
             )
             self.transceivers[kind] = transceiver
 
@@ -108,9 +130,37 @@ class MediaClient:
 
         self.answer_sdp: str | None = None
 
-    async def create_offer(self) -> str:
+    def _on_estimate(self, bitrate: int) -> None:
+        self.estimates.append((asyncio.get_running_loop().time(), bitrate))
+        self.progress.notify()
+        source = self.sources["video"]
+        if isinstance(source, AdaptiveReplayTrack):
+            source.set_target_bitrate(bitrate)
+
+    async def create_offer(self, *, without_candidates: bool = False) -> str:
+        """Our offer; ``without_candidates`` leaves out our addresses, so the server can
+        reach us only where our checks come from (through a shaper, say)."""
         await self.pc.setLocalDescription(await self.pc.createOffer())
-        return str(self.pc.localDescription.sdp)
+        sdp = str(self.pc.localDescription.sdp)
+        if without_candidates:
+            sdp = "".join(
+                line
+                for line in sdp.splitlines(keepends=True)
+                if not line.startswith(("a=candidate:", "a=end-of-candidates"))
+            )
+        return sdp
+
+    async def accept_answer_through(self, answer_sdp: str, port: int) -> None:
+        """Accept the bridge's answer, but reach its media port only through ``port``
+        (a ``UdpShaperProcess`` relaying to it)."""
+        server_port = server_media_port(answer_sdp)
+        rewritten = re.sub(
+            rf"^(a=candidate:\S+ \d+ udp \d+ 127\.0\.0\.1 ){server_port}( typ host)",
+            rf"\g<1>{port}\g<2>",
+            answer_sdp,
+            flags=re.M,
+        )
+        await self.accept_answer(rewritten)
 
     async def accept_answer(self, answer_sdp: str) -> None:
         self.answer_sdp = answer_sdp

@@ -26,6 +26,7 @@ from aiortc import RTCPeerConnection
 from aiortc.codecs.h264 import H264Encoder
 from aiortc.codecs.vpx import Vp8Encoder, vp8_depayload
 from aiortc.jitterbuffer import JitterFrame
+from aiortc.rate import RemoteBitrateEstimator
 from aiortc.rtcdtlstransport import RTCDtlsTransport
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from aiortc.rtcrtpreceiver import RTCRtpReceiver, decoder_worker
@@ -62,6 +63,19 @@ PINNED_SIGNATURES: list[tuple[str, Callable[..., Any], str]] = [
         "(self, media_ssrc: int) -> None",
     ),
     ("RTCRtpSender._send_keyframe", RTCRtpSender._send_keyframe, "(self) -> None"),
+    (
+        "RemoteBitrateEstimator.add",
+        RemoteBitrateEstimator.add,
+        "(self, arrival_time_ms: int, abs_send_time: int, payload_size: int, ssrc: int) "
+        "-> Optional[tuple[int, list[int]]]",
+    ),
+    (
+        "RTCRtpSender._handle_rtcp_packet",
+        RTCRtpSender._handle_rtcp_packet,
+        "(self, packet: Union[aiortc.rtp.RtcpByePacket, aiortc.rtp.RtcpPsfbPacket, "
+        "aiortc.rtp.RtcpRrPacket, aiortc.rtp.RtcpRtpfbPacket, aiortc.rtp.RtcpSdesPacket, "
+        "aiortc.rtp.RtcpSrPacket]) -> None",
+    ),
     (
         "RTCRtpSender._next_encoded_frame",
         RTCRtpSender._next_encoded_frame,
@@ -116,6 +130,41 @@ UPSTREAM_LINES: list[tuple[Callable[..., Any], str, str]] = [
         RTCRtpSender._next_encoded_frame,
         "payloads, timestamp = self.__encoder.pack(data)",
         "packets go through PassthroughPacketizer.pack",
+    ),
+    (
+        RTCRtpSender._handle_rtcp_packet,
+        "self.__encoder.target_bitrate = bitrate",
+        "the receiving browser's REMB reaches PassthroughPacketizer.target_bitrate",
+    ),
+    (
+        RTCRtpSender._handle_rtcp_packet,
+        "await self._retransmit(seq)",
+        "NACKs on the receiving hop are answered by the sender itself",
+    ),
+    (
+        RTCRtpSender._run_rtp,
+        "self.__rtp_history[packet.sequence_number % RTP_HISTORY_SIZE] = (",
+        "the sender keeps what it packetized (forwarded frames too) for retransmission",
+    ),
+    (
+        RTCRtpReceiver.__init__,
+        "self.__remote_bitrate_estimator = RemoteBitrateEstimator()",
+        "cap_receive_estimate replaces the video receiver's estimator object",
+    ),
+    (
+        RTCRtpReceiver._handle_rtp_packet,
+        "remb = self.__remote_bitrate_estimator.add(",
+        "the REMB the receiver sends is whatever the (capped) estimator's add returns",
+    ),
+    (
+        RTCRtpReceiver._handle_rtp_packet,
+        "fci=pack_remb_fci(*remb),",
+        "add returns (bitrate, ssrcs), packed as the REMB as is",
+    ),
+    (
+        RemoteBitrateEstimator.add,
+        "return target_bitrate, list(self.ssrcs.keys())",
+        "CappedBitrateEstimator reads the wrapped estimate and its ssrcs",
     ),
     (
         RTCDtlsTransport._recv_next,
@@ -192,6 +241,76 @@ async def test_replaced_attributes_exist_on_fresh_transceivers() -> None:
             )
     finally:
         await pc.close()
+
+
+async def test_receiver_estimates_reach_the_bridge_and_the_remb_it_sends_is_capped() -> None:
+    pc = RTCPeerConnection()
+    try:
+        transceiver = pc.addTransceiver("video")
+        estimates: list[int] = []
+        aiortc_patches.make_sender_passthrough(
+            transceiver.sender,
+            codec="VP8",
+            clock_rate=90000,
+            on_keyframe_request=lambda: None,
+            on_receiver_estimate=estimates.append,
+        )
+        encoder = getattr(transceiver.sender, aiortc_patches.SENDER_ENCODER_ATTR)
+        encoder.target_bitrate = 300_000  # what aiortc's sender does with a REMB
+        assert estimates == [300_000] and encoder.target_bitrate == 300_000
+
+        receiver = transceiver.receiver
+        assert isinstance(
+            getattr(receiver, aiortc_patches.RECEIVER_BITRATE_ESTIMATOR_ATTR),
+            RemoteBitrateEstimator,
+        )
+        cap: list[int | None] = [None]
+        capped = aiortc_patches.cap_receive_estimate(receiver, lambda: cap[0])
+        assert getattr(receiver, aiortc_patches.RECEIVER_BITRATE_ESTIMATOR_ATTR) is capped
+        audio = pc.addTransceiver("audio").receiver
+        with pytest.raises(RuntimeError, match="audio receivers have none"):
+            aiortc_patches.cap_receive_estimate(audio, lambda: None)
+    finally:
+        await pc.close()
+
+
+class _Estimator:
+    """A ``RemoteBitrateEstimator`` stand-in that reports what it is told to."""
+
+    def __init__(self) -> None:
+        self.ssrcs: dict[int, int] = {}
+        self.next: int | None = None
+
+    def add(
+        self, arrival_time_ms: int, abs_send_time: int, payload_size: int, ssrc: int
+    ) -> tuple[int, list[int]] | None:
+        self.ssrcs[ssrc] = arrival_time_ms
+        report, self.next = self.next, None
+        return None if report is None else (report, list(self.ssrcs))
+
+
+def test_capped_estimator_reports_the_lower_of_its_estimate_and_the_cap() -> None:
+    inner = _Estimator()
+    cap: list[int | None] = [None]
+    capped = aiortc_patches.CappedBitrateEstimator(inner, lambda: cap[0])
+
+    def add(now_ms: int) -> tuple[int, list[int]] | None:
+        return capped.add(arrival_time_ms=now_ms, abs_send_time=0, payload_size=1000, ssrc=7)
+
+    assert add(0) is None  # nothing known yet
+    inner.next = 900_000
+    assert add(10) == (900_000, [7])
+    cap[0] = 300_000
+    assert add(20) is None  # rate-limited: 200 ms between extra reports
+    assert add(210) == (300_000, [7])  # a falling cap is told at once
+    assert add(500) is None  # unchanged
+    inner.next = 1_000_000
+    assert add(600) == (300_000, [7])  # the estimator's own report, capped
+    assert capped.own_estimate == 1_000_000 and capped.reported == 300_000
+    cap[0] = 320_000
+    assert add(900) is None  # a change under 10 % is not worth a REMB
+    cap[0] = None
+    assert add(1200) == (1_000_000, [7])  # the cap lifted: back to the own estimate
 
 
 def _packet(data: bytes, pts: int, clock_rate: int) -> av.Packet[Any]:

@@ -16,6 +16,7 @@ from signaling import ws_limits
 from signaling.call_state import (
     Accept,
     CallActionNotAllowed,
+    CallEndingSoon,
     CallPhase,
     CallStateError,
     Decline,
@@ -45,6 +46,7 @@ from signaling.ws_protocol import (
     IncomingCallMessage,
     MediaStateMessage,
     OfferMessage,
+    PeerConnectionStateMessage,
     PeerMediaStateMessage,
     PingMessage,
     ProtocolError,
@@ -54,7 +56,9 @@ from signaling.ws_protocol import (
     ServerMessage,
     StartCallMessage,
     SubscribePresenceMessage,
+    VideoPausedMessage,
     ack_message,
+    call_ending_soon_message,
     call_state_message,
     chat_message,
     dump_message,
@@ -143,6 +147,7 @@ def server_samples() -> list[BaseModel]:
         ),
         ServerIceCandidateMessage(call_id="c-1", candidate=None),
         PeerMediaStateMessage(call_id="c-1", user_id="b-1", audio=True, video=False),
+        PeerConnectionStateMessage(call_id="c-1", user_id="b-1", state="reconnecting"),
         chat_message(
             id=6,
             call_id="c-1",
@@ -155,6 +160,9 @@ def server_samples() -> list[BaseModel]:
         ContactDetailsWarningMessage(
             call_id="c-1", message_id="m-1", message="Sharing contact details breaks the rules."
         ),
+        PeerConnectionStateMessage(call_id="c-1", user_id="b-1", state="reconnecting"),
+        VideoPausedMessage(call_id="c-1", user_id="b-1", paused=True),
+        call_ending_soon_message(live.state, CallEndingSoon("c-1", T0, T0 + timedelta(seconds=60))),
     ]
 
 

@@ -3,7 +3,12 @@
 // reconnecting (ours and the other person's), reporting, and the end of the call in words.
 // Used by the seller's thread page, the buyer's inbox and thread pages (Accept) and the
 // join page; the markup is web/templates/_call_screen.html.
-import { endReasonWords, protocolErrorWords } from "/static/call_words.js";
+import {
+  endingSoonWords,
+  endReasonWords,
+  protocolErrorWords,
+  videoPausedWords,
+} from "/static/call_words.js";
 import { api, formatDuration, h, initials } from "/static/common.js";
 import { fillIcons, icon } from "/static/icons.js";
 import { stopStream } from "/static/media.js";
@@ -77,6 +82,11 @@ export class CallSession {
     this.everActive = false;
     this.peerLost = false;
     this.peerLostUntil = null;
+    // Whose connection is too weak for video (`video_paused`), and when the call reaches
+    // its maximum length (`call_ending_soon`).
+    this.videoPausedFor = null;
+    this.endingAt = null;
+    this.maxMinutes = 0;
     this.ringDeadline = ringTimeoutS === null ? null : performance.now() + ringTimeoutS * 1000;
     this.ringTimer = null;
     this.previousSample = null;
@@ -136,6 +146,8 @@ export class CallSession {
       socket.on("ice_candidate", (m) => m.call_id === callId && this.onRemoteCandidate(m)),
       socket.on("chat", (m) => m.call_id === callId && this.onChat(m)),
       socket.on("contact_details_warning", (m) => m.call_id === callId && this.onWarning(m)),
+      socket.on("video_paused", (m) => m.call_id === callId && this.onVideoPaused(m)),
+      socket.on("call_ending_soon", (m) => m.call_id === callId && this.onEndingSoon(m)),
       socket.on("open", () => this.onSocketBack()),
       socket.on("close", (info) => this.onSocketLost(info)),
     ];
@@ -247,6 +259,10 @@ export class CallSession {
         : `${this.peer.name} is offline; a join link was left for them.`;
     } else if (state === "connecting") {
       detail = "Starting video and sound.";
+    } else if (this.endingAt !== null) {
+      detail = this.endingWords();
+    } else if (this.videoPausedFor !== null) {
+      detail = videoPausedWords(this.videoPausedFor, this.me.id, this.peer.name);
     }
     el.status.textContent = status;
     el.statusDetail.textContent = detail;
@@ -271,6 +287,7 @@ export class CallSession {
     let words = null;
     if (this.state === "connecting") words = `Connecting to ${this.peer.name}…`;
     else if (this.peerLost) words = `${this.peer.name}'s connection dropped. Waiting for them to come back…`;
+    else if (this.videoPausedFor === this.me.id) words = videoPausedWords(this.me.id, this.me.id, this.peer.name);
     else if (!this.peerVideo) words = `${this.peer.name} turned their camera off. Voice only.`;
     el.theirCover.hidden = words === null;
     el.theirCoverText.textContent = words ?? "";
@@ -303,6 +320,31 @@ export class CallSession {
       el.ringCountdown.textContent = "";
     }
     if (this.peerLost) el.statusDetail.textContent = `${this.peer.name}'s connection dropped; reconnecting. The call waits for them${this.graceWords()}.`;
+    else if (this.endingAt !== null && !this.reconnecting) el.statusDetail.textContent = this.endingWords();
+  }
+
+  /** `video_paused`: video to one of us stopped (or resumed) for a weak connection. */
+  onVideoPaused(message) {
+    if (this.ended) return;
+    const weakId = message.paused ? message.user_id : null;
+    if (weakId === this.videoPausedFor) return;
+    this.videoPausedFor = weakId;
+    this.screen.classList.toggle("video-paused", weakId !== null);
+    this.setState(this.state);
+    this.say(weakId === null ? "Video is back." : videoPausedWords(weakId, this.me.id, this.peer.name));
+  }
+
+  /** `call_ending_soon`: the call reaches its maximum length in `seconds_left`. */
+  onEndingSoon(message) {
+    if (this.ended) return;
+    this.endingAt = performance.now() + message.seconds_left * 1000;
+    this.maxMinutes = message.max_minutes;
+    this.setState(this.state);
+    this.say(this.endingWords());
+  }
+
+  endingWords() {
+    return endingSoonWords((this.endingAt - performance.now()) / 1000, this.maxMinutes);
   }
 
   /** `peer_connection_state`: the other person's socket or media dropped, or is back. */

@@ -56,6 +56,8 @@ export function endReasonWords(state, me, peerName, role) {
       )}`;
     case "server_shutdown":
       return "The call service restarted, which ended the call. You can call again.";
+    case "max_length":
+      return "The call reached the longest a call may last, so it ended. You can call again.";
     default:
       return "The call ended.";
   }
@@ -74,9 +76,36 @@ function failureWords(detail, byMe, nobody, peer) {
         : `${peer}'s connection was lost and did not come back in time, so the call ended.`;
     case "connect_timeout":
       return "The call could not connect in time (the video connection did not start), so it ended.";
+    case "media_worker_lost":
+    case "node_lost":
+      return "The call server carrying this call stopped, so the call ended. You can call again.";
+    case "recording_failed":
+      return "The call could not be recorded, so it ended: calls here are only allowed while they are recorded. You can call again.";
+    case "storage_failed":
+      return "The call service could not save the call, so it ended. You can call again in a moment.";
+    case "bitrate_exceeded":
+      return `${whose} connection kept sending far more video data than a call allows, so the call ended.`;
     default:
       return "The call failed because of a connection problem.";
   }
+}
+
+/**
+ * `video_paused`: video to `weakId` stopped because their connection is weak (audio goes
+ * on). The words for the reader (`me`), or null when nothing is paused.
+ */
+export function videoPausedWords(weakId, me, peerName) {
+  if (weakId === null) return null;
+  const peer = peerName || "The other person";
+  return weakId === me
+    ? "Video paused: your connection is weak. You can still hear each other; video comes back when it improves."
+    : `Video paused for ${peer}: their connection is weak. They still hear you; video comes back when it improves.`;
+}
+
+/** `call_ending_soon`: the call ends at its maximum length in `seconds`. */
+export function endingSoonWords(seconds, maxMinutes) {
+  const limit = maxMinutes >= 1 ? ` (calls last at most ${Math.round(maxMinutes)} minutes)` : "";
+  return `This call ends in ${formatDuration(Math.max(0, Math.ceil(seconds)))}${limit}.`;
 }
 
 /** A protocol error (ProtocolError from ws.js) as words. */

@@ -1,0 +1,294 @@
+"""Bitrate rules of the media bridge, pure: what a receiver can take, and what a leg may send.
+
+Nothing here does I/O or reads a clock: the bridge feeds observations with the loop's
+monotonic time (seconds) and acts on the decisions it gets back.
+
+``DownlinkVideoGate`` (one per receiving participant) decides, from what that
+participant's browser reports about the video the bridge forwards to it (REMB: its
+bandwidth estimate; RTCP receiver reports: the share of packets lost), whether that
+video is forwarded, and what the *sending* browser is told it may send:
+
+* ``flowing``: video is forwarded; the sender's cap is the receiver's estimate. This is
+  the SFU rule: the receiving leg's network decides what the sender sends.
+* ``paused``: for ``video_pause_after_s`` the estimate stayed below
+  ``video_pause_below_bps`` *and* the receiver kept losing ``video_pause_loss`` or more
+  of the packets: even video squeezed to the estimate does not get through. (A low
+  estimate alone is not enough: a receiver's estimate climbs slowly, about 8 % a
+  second, after any dip, so it is often stale while the video it caps arrives fine.)
+  Its video is not forwarded, audio is untouched, and both people are told
+  (``video_paused``). The sender's cap goes back to the ceiling: its video is still
+  recorded, and nobody should record a postage stamp because the other person's link
+  is weak.
+* ``probing``: after a back-off (``video_probe_after_s``, growing on each failed try) the
+  gate forwards video again from a keyframe with the sender capped at
+  ``video_resume_above_bps``. A paused receiver reports nothing about video it does not
+  get, so trying is the only way to learn that its link recovered. If it loses less
+  than ``video_pause_loss`` throughout ``video_probe_s``, video is back
+  (``video_resumed``); if it loses more, or reports nothing within ``PROBE_TIME_LIMIT``
+  probe times, the gate pauses again without telling anyone anything new.
+
+``LegBitratePolice`` (one per participant's incoming leg) enforces the per-leg ceiling on
+what a participant sends: a token bucket at ``max_leg_bitrate_bps * police_tolerance``
+with a second of burst (a keyframe fits). Frames beyond it are neither forwarded nor
+recorded (video then waits for a keyframe, which the bridge requests); a leg over budget
+for ``police_end_after_s`` in a row is ended (``bitrate_exceeded``). A browser never gets
+there: the ceiling is advertised in the answer (``b=AS``/``b=TIAS``) and in every REMB.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Final, Literal
+
+DEFAULT_MAX_LEG_BITRATE_BPS: Final = 2_500_000
+# Below this a browser's VP8 is a slide show at 320x180 (Chromium's floor for a video
+# stream is 30 kbps, for a useful one about 100 kbps); Opus audio (about 40 kbps with
+# overhead) is not part of the video estimate and keeps flowing.
+DEFAULT_VIDEO_PAUSE_BELOW_BPS: Final = 100_000
+DEFAULT_VIDEO_RESUME_ABOVE_BPS: Final = 200_000
+# A receiver losing a tenth of the video packets sees a frozen or broken picture.
+DEFAULT_VIDEO_PAUSE_LOSS: Final = 0.10
+# A probe that has not confirmed recovery within this many probe times failed.
+PROBE_TIME_LIMIT: Final = 3
+# A loss report older than this says nothing about now.
+LOSS_REPORT_MAX_AGE_S: Final = 3.0
+
+
+@dataclass(frozen=True, slots=True)
+class BandwidthSettings:
+    """Bitrate limits of one bridge (bits per second, seconds)."""
+
+    max_leg_bitrate_bps: int = DEFAULT_MAX_LEG_BITRATE_BPS
+    """The ceiling each leg may send: advertised in the answer and in every REMB, policed."""
+    receiver_driven: bool = True
+    """Cap each sender at its receiver's estimate and pause video a receiver cannot
+    carry (False: aiortc's own receive estimate only, as before; for the benchmark)."""
+    video_pause_below_bps: int = DEFAULT_VIDEO_PAUSE_BELOW_BPS
+    video_pause_loss: float = DEFAULT_VIDEO_PAUSE_LOSS
+    video_resume_above_bps: int = DEFAULT_VIDEO_RESUME_ABOVE_BPS
+    video_pause_after_s: float = 3.0
+    video_probe_after_s: tuple[float, ...] = (5.0, 10.0, 20.0, 30.0)
+    video_probe_s: float = 4.0
+    police_tolerance: float = 1.5
+    police_burst_s: float = 1.0
+    police_end_after_s: float = 10.0
+
+    def __post_init__(self) -> None:
+        if self.max_leg_bitrate_bps < 64_000:
+            raise ValueError("the per-leg bitrate ceiling must be at least 64 kbps")
+        if not 0 < self.video_pause_below_bps <= self.video_resume_above_bps:
+            raise ValueError("need 0 < video_pause_below_bps <= video_resume_above_bps")
+        if self.video_resume_above_bps > self.max_leg_bitrate_bps:
+            raise ValueError("video_resume_above_bps cannot exceed the per-leg ceiling")
+        if not 0 < self.video_pause_loss < 1:
+            raise ValueError("video_pause_loss is a share of packets, between 0 and 1")
+        if not self.video_probe_after_s or min(self.video_probe_after_s) <= 0:
+            raise ValueError("video_probe_after_s needs positive back-off steps")
+        if self.police_tolerance < 1 or self.police_burst_s <= 0 or self.police_end_after_s <= 0:
+            raise ValueError("bad policing parameters")
+
+
+def advertise_ceiling(sdp: str, bitrate_bps: int) -> str:
+    """``sdp`` (an answer) with the ceiling as ``b=AS`` (kbit/s) and ``b=TIAS`` (bit/s)
+    on its video section, where browsers read their video send limit.
+
+    SDP orders a media section's lines ``m= i= c= b= ...``, so they go before the
+    section's first other line; ``b=`` lines it had are replaced. aiortc writes no
+    ``b=`` lines and ignores them in what it reads.
+    """
+    newline = "\r\n" if "\r\n" in sdp else "\n"
+    out: list[str] = []
+    section = ""
+    pending = False
+    for line in sdp.split(newline):
+        if line.startswith("m="):
+            section = line
+            pending = line.startswith("m=video")
+        elif section.startswith("m=video") and line.startswith("b="):
+            continue
+        elif pending and not line.startswith(("i=", "c=")):
+            out += [f"b=AS:{max(1, bitrate_bps // 1000)}", f"b=TIAS:{bitrate_bps}"]
+            pending = False
+        out.append(line)
+    return newline.join(out)
+
+
+class GateState(StrEnum):
+    FLOWING = "flowing"
+    PAUSED = "paused"
+    PROBING = "probing"
+
+
+Notice = Literal["video_paused", "video_resumed"]
+
+
+@dataclass(frozen=True, slots=True)
+class GateChange:
+    """The gate moved to ``state`` because of ``reason``; ``notice`` is what both people
+    are told (None: nothing new for them, e.g. a probe that failed)."""
+
+    state: GateState
+    reason: str
+    notice: Notice | None
+
+
+class DownlinkVideoGate:
+    """Whether one receiver gets video, and what its sender may send; see the module doc."""
+
+    def __init__(self, settings: BandwidthSettings) -> None:
+        self._settings = settings
+        self.state = GateState.FLOWING
+        self.estimate: int | None = None
+        """The receiver's last reported estimate (bits per second)."""
+        self.loss: float | None = None
+        """The share of video packets the receiver last reported lost."""
+        self._loss_at = 0.0
+        self._struggling_since: float | None = None
+        self._paused_at = 0.0
+        self._failed_probes = 0
+        self._probe_started = 0.0
+        self._probe_clean_since: float | None = None
+
+    @property
+    def forwarding(self) -> bool:
+        return self.state is not GateState.PAUSED
+
+    @property
+    def sender_cap(self) -> int:
+        """What the other participant's browser may send its video at (bits per second)."""
+        ceiling = self._settings.max_leg_bitrate_bps
+        if not self._settings.receiver_driven:
+            return ceiling
+        match self.state:
+            case GateState.PAUSED:
+                return ceiling
+            case GateState.PROBING:
+                return min(ceiling, self._settings.video_resume_above_bps)
+            case GateState.FLOWING:
+                return ceiling if self.estimate is None else min(ceiling, self.estimate)
+
+    def on_estimate(self, bitrate: int, now: float) -> GateChange | None:
+        """The receiver's browser reported ``bitrate`` (a REMB about the video it gets)."""
+        self.estimate = bitrate
+        return self._judge_flowing(now)
+
+    def on_loss(self, fraction: float, now: float) -> GateChange | None:
+        """The receiver reported losing ``fraction`` of the video packets sent to it."""
+        self.loss = fraction
+        self._loss_at = now
+        if self.state is GateState.PROBING and self._settings.receiver_driven:
+            if fraction >= self._settings.video_pause_loss:
+                self._failed_probes += 1
+                return self._pause(now, "probe_lost_packets", None)
+            if self._probe_clean_since is None:
+                self._probe_clean_since = now
+            if now - self._probe_clean_since >= self._settings.video_probe_s:
+                self.state = GateState.FLOWING
+                self._failed_probes = 0
+                self._struggling_since = None
+                return GateChange(GateState.FLOWING, "recovered", "video_resumed")
+            return None
+        return self._judge_flowing(now)
+
+    def _judge_flowing(self, now: float) -> GateChange | None:
+        if self.state is not GateState.FLOWING or not self._settings.receiver_driven:
+            return None
+        struggling = (
+            self.estimate is not None
+            and self.estimate < self._settings.video_pause_below_bps
+            and self.loss is not None
+            and self.loss >= self._settings.video_pause_loss
+            and now - self._loss_at <= LOSS_REPORT_MAX_AGE_S
+        )
+        if not struggling:
+            self._struggling_since = None
+            return None
+        if self._struggling_since is None:
+            self._struggling_since = now
+        if now - self._struggling_since >= self._settings.video_pause_after_s:
+            return self._pause(now, "weak_connection", "video_paused")
+        return None
+
+    def tick(self, now: float) -> GateChange | None:
+        """Time passed (the bridge calls this about once a second)."""
+        if self.state is GateState.PAUSED:
+            steps = self._settings.video_probe_after_s
+            wait = steps[min(self._failed_probes, len(steps) - 1)]
+            if now - self._paused_at >= wait:
+                self.state = GateState.PROBING
+                self._probe_started = now
+                self._probe_clean_since = None
+                return GateChange(GateState.PROBING, "probe", None)
+        elif (
+            self.state is GateState.PROBING
+            and now - self._probe_started >= PROBE_TIME_LIMIT * self._settings.video_probe_s
+        ):
+            # Nothing confirmed the recovery (no receiver report at all): back off.
+            self._failed_probes += 1
+            return self._pause(now, "probe_unconfirmed", None)
+        return None
+
+    def _pause(self, now: float, reason: str, notice: Notice | None) -> GateChange:
+        self.state = GateState.PAUSED
+        self._paused_at = now
+        self._struggling_since = None
+        return GateChange(GateState.PAUSED, reason, notice)
+
+
+class PoliceVerdict(StrEnum):
+    FORWARD = "forward"
+    DROP = "drop"
+    """Over budget: neither forward nor record this frame."""
+    END = "end"
+    """Over budget for too long: end the call (``bitrate_exceeded``)."""
+
+
+class LegBitratePolice:
+    """A token bucket over everything one participant sends; see the module docstring."""
+
+    def __init__(self, settings: BandwidthSettings) -> None:
+        rate = settings.max_leg_bitrate_bps * settings.police_tolerance / 8
+        self._rate = rate  # bytes per second
+        self._burst = rate * settings.police_burst_s
+        self._end_after = settings.police_end_after_s
+        self._tokens = self._burst
+        self._at: float | None = None
+        self._over_since: float | None = None
+        self._last_drop: float | None = None
+        self.bytes_in = 0
+        self.bytes_dropped = 0
+        self.frames_dropped = 0
+
+    def admit(self, size: int, now: float) -> PoliceVerdict:
+        """May a frame of ``size`` bytes arriving at ``now`` go on?"""
+        self.bytes_in += size
+        if self._at is not None:
+            self._tokens = min(self._burst, self._tokens + (now - self._at) * self._rate)
+        self._at = now
+        if size <= self._tokens:
+            self._tokens -= size
+            # Over budget "in a row" means drops with no second of compliance between.
+            if self._last_drop is not None and now - self._last_drop > 1.0:
+                self._over_since = None
+            return PoliceVerdict.FORWARD
+        self.bytes_dropped += size
+        self.frames_dropped += 1
+        self._last_drop = now
+        if self._over_since is None:
+            self._over_since = now
+        if now - self._over_since >= self._end_after:
+            return PoliceVerdict.END
+        return PoliceVerdict.DROP
+
+
+__all__ = [
+    "BandwidthSettings",
+    "DownlinkVideoGate",
+    "GateChange",
+    "GateState",
+    "LegBitratePolice",
+    "Notice",
+    "PoliceVerdict",
+    "advertise_ceiling",
+]

@@ -1,0 +1,178 @@
+"""The bridge's bitrate rules: the downlink video gate, the per-leg police, the SDP ceiling."""
+
+from __future__ import annotations
+
+import pytest
+
+from signaling.media_bandwidth import (
+    BandwidthSettings,
+    DownlinkVideoGate,
+    GateChange,
+    GateState,
+    LegBitratePolice,
+    PoliceVerdict,
+    advertise_ceiling,
+)
+
+SETTINGS = BandwidthSettings(
+    max_leg_bitrate_bps=1_000_000,
+    video_pause_after_s=3.0,
+    video_probe_after_s=(5.0, 10.0),
+    video_probe_s=4.0,
+)
+
+
+def weak(gate: DownlinkVideoGate, start: float, seconds: int) -> list[GateChange]:
+    """A receiver on a weak link: a low estimate and a fifth of the packets lost."""
+    changes = []
+    for t in range(seconds + 1):
+        for change in (gate.on_estimate(60_000, start + t), gate.on_loss(0.2, start + t)):
+            if change is not None:
+                changes.append(change)
+    return changes
+
+
+def test_the_receivers_estimate_caps_the_sender_within_the_ceiling() -> None:
+    gate = DownlinkVideoGate(SETTINGS)
+    assert gate.sender_cap == 1_000_000  # nothing heard yet: the ceiling
+    assert gate.on_estimate(400_000, 0.0) is None
+    assert gate.sender_cap == 400_000 and gate.forwarding
+    gate.on_estimate(5_000_000, 1.0)
+    assert gate.sender_cap == 1_000_000
+
+
+def test_a_low_estimate_alone_does_not_pause_video() -> None:
+    # A receiver's estimate climbs slowly after a dip: low but loss-free is not weak.
+    gate = DownlinkVideoGate(SETTINGS)
+    for t in range(20):
+        assert gate.on_estimate(50_000, float(t)) is None
+        assert gate.on_loss(0.0, float(t)) is None
+    assert gate.state is GateState.FLOWING and gate.sender_cap == 50_000
+
+
+def test_a_weak_link_pauses_video_after_a_while_and_tells_both() -> None:
+    gate = DownlinkVideoGate(SETTINGS)
+    changes = weak(gate, 0.0, 3)
+    assert changes == [GateChange(GateState.PAUSED, "weak_connection", "video_paused")]
+    assert not gate.forwarding
+    # Paused: the sender may send its best again (it is still recorded).
+    assert gate.sender_cap == 1_000_000
+
+
+def test_a_short_dip_does_not_pause() -> None:
+    gate = DownlinkVideoGate(SETTINGS)
+    assert weak(gate, 0.0, 2) == []
+    gate.on_loss(0.0, 2.5)  # the loss stopped: the stretch starts over
+    assert weak(gate, 3.0, 2) == []
+    assert gate.forwarding
+
+
+def test_a_stale_loss_report_is_not_a_weak_link() -> None:
+    gate = DownlinkVideoGate(SETTINGS)
+    gate.on_loss(0.5, 0.0)
+    for t in range(4, 12):
+        assert gate.on_estimate(50_000, float(t)) is None
+
+
+def test_probe_after_the_back_off_and_resume_when_the_receiver_loses_nothing() -> None:
+    gate = DownlinkVideoGate(SETTINGS)
+    weak(gate, 0.0, 3)
+    assert gate.tick(7.9) is None
+    assert gate.tick(8.0) == GateChange(GateState.PROBING, "probe", None)
+    assert gate.forwarding and gate.sender_cap == SETTINGS.video_resume_above_bps
+    # A stale low estimate during the probe decides nothing; loss does.
+    assert gate.on_estimate(30_000, 8.5) is None
+    assert gate.on_loss(0.0, 9.0) is None
+    assert gate.on_loss(0.01, 12.0) is None
+    assert gate.on_loss(0.0, 13.0) == GateChange(GateState.FLOWING, "recovered", "video_resumed")
+
+
+def test_a_failed_probe_pauses_again_quietly_and_backs_off() -> None:
+    gate = DownlinkVideoGate(SETTINGS)
+    weak(gate, 0.0, 3)
+    gate.tick(8.0)
+    assert gate.on_loss(0.3, 9.0) == GateChange(GateState.PAUSED, "probe_lost_packets", None)
+    assert gate.tick(18.9) is None  # the second back-off step: 10 s
+    assert gate.tick(19.0) is not None
+    assert gate.on_loss(0.3, 20.0) is not None
+    assert gate.tick(29.9) is None  # the last step repeats
+    assert gate.tick(30.0) is not None
+
+
+def test_a_probe_nobody_answers_fails() -> None:
+    gate = DownlinkVideoGate(SETTINGS)
+    weak(gate, 0.0, 3)
+    gate.tick(8.0)
+    assert gate.tick(19.9) is None
+    assert gate.tick(20.0) == GateChange(GateState.PAUSED, "probe_unconfirmed", None)
+
+
+def test_switched_off_the_gate_never_pauses_nor_caps() -> None:
+    gate = DownlinkVideoGate(BandwidthSettings(receiver_driven=False))
+    assert weak(gate, 0.0, 10) == []
+    assert gate.forwarding and gate.sender_cap == BandwidthSettings().max_leg_bitrate_bps
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"max_leg_bitrate_bps": 10_000},
+        {"video_pause_below_bps": 300_000, "video_resume_above_bps": 200_000},
+        {"video_resume_above_bps": 3_000_000},
+        {"video_pause_loss": 0.0},
+        {"video_probe_after_s": ()},
+        {"police_tolerance": 0.5},
+    ],
+)
+def test_bad_settings_are_refused(bad: dict[str, object]) -> None:
+    with pytest.raises(ValueError):
+        BandwidthSettings(**bad)  # type: ignore[arg-type]
+
+
+def test_the_police_lets_a_leg_within_the_ceiling_through_with_keyframe_bursts() -> None:
+    police = LegBitratePolice(BandwidthSettings(max_leg_bitrate_bps=1_000_000))
+    # 1 Mbit/s at 30 fps with a 40 KB keyframe every second, for a minute.
+    for frame in range(30 * 60):
+        size = 40_000 if frame % 30 == 0 else 3_000
+        assert police.admit(size, frame / 30) is PoliceVerdict.FORWARD
+    assert police.frames_dropped == 0
+
+
+def test_the_police_cuts_a_leg_far_above_then_ends_it() -> None:
+    police = LegBitratePolice(
+        BandwidthSettings(max_leg_bitrate_bps=1_000_000, police_end_after_s=10.0)
+    )
+    verdicts = [police.admit(60_000, frame / 30) for frame in range(30 * 12)]
+    first_end = verdicts.index(PoliceVerdict.END)
+    before = verdicts[:first_end]
+    # 14.4 Mbit/s against a 1.5 Mbit/s budget: about one frame in ten gets through.
+    assert 0.05 < before.count(PoliceVerdict.FORWARD) / len(before) < 0.2
+    first_drop = verdicts.index(PoliceVerdict.DROP)
+    assert (first_end - first_drop) / 30 == pytest.approx(10.0, abs=0.1)
+
+
+def test_a_leg_back_under_the_ceiling_starts_over() -> None:
+    police = LegBitratePolice(
+        BandwidthSettings(max_leg_bitrate_bps=1_000_000, police_end_after_s=5.0)
+    )
+    t = 0.0
+    for _ in range(3):
+        for _ in range(30 * 4):  # 4 s far over
+            assert police.admit(60_000, t) is not PoliceVerdict.END
+            t += 1 / 30
+        for _ in range(30 * 3):  # 3 s compliant
+            police.admit(1_000, t)
+            t += 1 / 30
+
+
+def test_the_ceiling_goes_on_the_video_section_only() -> None:
+    sdp = (
+        "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n"
+        "m=audio 9 UDP/TLS/RTP/SAVPF 111\r\nc=IN IP4 0.0.0.0\r\na=mid:0\r\n"
+        "m=video 9 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 0.0.0.0\r\nb=AS:99\r\na=mid:1\r\n"
+    )
+    out = advertise_ceiling(sdp, 2_500_000)
+    audio, video = out.split("m=video")
+    assert "b=" not in audio
+    assert "\r\nc=IN IP4 0.0.0.0\r\nb=AS:2500\r\nb=TIAS:2500000\r\na=mid:1\r\n" in video
+    assert "b=AS:99" not in out
