@@ -227,6 +227,10 @@ class MediaWorkerStatus(BaseModel):
     pid: int | None
     ready: bool
     calls: int
+    # From the worker's last load report (once a second): its CPU time since it started,
+    # and how late its event loop woke a sleeper, p99 over its last minute.
+    cpu_seconds: float = 0.0
+    loop_lag_p99_ms: float = 0.0
 
 
 class MediaStatus(BaseModel):

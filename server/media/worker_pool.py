@@ -468,15 +468,7 @@ class MediaWorkerPool:
         return {
             "mode": "workers",
             "calls": sum(len(w.calls) for w in self.workers if w is not None),
-            "workers": [
-                {
-                    "index": index,
-                    "pid": w.pid if w is not None else None,
-                    "ready": bool(w is not None and w.ready and w.alive),
-                    "calls": len(w.calls) if w is not None else 0,
-                }
-                for index, w in enumerate(self.workers)
-            ],
+            "workers": [_worker_status(index, w) for index, w in enumerate(self.workers)],
         }
 
     def worker_loads(self) -> list[WorkerLoad | None]:
@@ -492,6 +484,20 @@ class MediaWorkerPool:
         for task in self._supervisors:
             task.cancel()
         await asyncio.gather(*self._supervisors, return_exceptions=True)
+
+
+def _worker_status(index: int, worker: WorkerProcess | None) -> dict[str, object]:
+    """One worker's entry in ``/readyz`` (``MediaWorkerStatus``)."""
+    if worker is None:
+        return {"index": index, "pid": None, "ready": False, "calls": 0}
+    return {
+        "index": index,
+        "pid": worker.pid,
+        "ready": worker.ready and worker.alive,
+        "calls": len(worker.calls),
+        "cpu_seconds": worker.load.cpu_seconds,
+        "loop_lag_p99_ms": 1000 * worker.load.loop_lag.get("p99", 0.0),
+    }
 
 
 def default_worker_count() -> int:

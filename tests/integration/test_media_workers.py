@@ -21,7 +21,7 @@ from server.appkeys import MEDIA_HOST
 from server.db.models import Recording
 from server.media.worker_pool import MediaWorkerPool, RemoteCallMedia
 from server.settings import Settings
-from tests.support.processes import alive, udp_ports_of
+from tests.support.processes import alive, cpu_seconds, udp_ports_of
 from tests.support.rtc_client import CallHarness
 from tests.support.service import make_settings
 from tests.support.service_process import ServiceProcess, free_port
@@ -167,6 +167,15 @@ async def test_killing_the_serving_process_leaves_no_worker(
     assert [w["ready"] for w in workers] == [True, True]
     pids = [int(w["pid"]) for w in workers]
     assert all(alive(pid) for pid in pids)
+    # Each worker's load report (once a second) shows there: its CPU time, as the kernel
+    # counts it, and its loop lag.
+    async with asyncio.timeout(10):
+        while not all(w["cpu_seconds"] > 0 for w in workers):
+            await asyncio.sleep(0.1)
+            workers = (await node.readyz())[1]["media"]["workers"]
+    for w in workers:
+        assert 0 < w["cpu_seconds"] <= cpu_seconds(w["pid"]) + 0.05, w
+        assert 0 <= w["loop_lag_p99_ms"] < 5000, w
 
     await node.kill(signal.SIGKILL)
     loop = asyncio.get_running_loop()

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +20,13 @@ from tests.support.media_peers import Progress
 from tests.support.postgres import PostgresServer
 from tests.support.redis_server import RedisServer
 from tests.support.rtc_client import Participant
-from tests.support.service import AUTH
-from tests.support.service_process import ServiceProcess, free_port, open_socket, sign_in
+from tests.support.service_process import (
+    ServiceProcess,
+    free_port,
+    open_socket,
+    seed_eligible_pair,
+    sign_in,
+)
 from tests.support.ws_client import WsClient
 
 
@@ -86,30 +90,7 @@ class Cluster:
 
     async def seed_pair(self, via: ServiceProcess, suffix: str) -> tuple[str, str, str]:
         """An eligible seller and VID buyer with a fresh buyer-initiated thread."""
-        host = await self.host()
-        seller, buyer, thread = f"s{suffix}", f"b{suffix}", f"t{suffix}"
-        for user_id, body in (
-            (seller, {"role": "seller", "display_name": "S", "business_program": "member"}),
-            (buyer, {"role": "buyer", "display_name": "B", "vid": True}),
-        ):
-            resp = await host.put(
-                f"{via.base}/api/v1/integration/users/{user_id}", json=body, headers=AUTH
-            )
-            assert resp.status in (200, 201), await resp.text()
-        resp = await host.put(
-            f"{via.base}/api/v1/integration/threads/{thread}",
-            json={
-                "seller_id": seller,
-                "buyer_id": buyer,
-                "initiated_by": "buyer",
-                "state": "open",
-                "order_placed": False,
-                "last_buyer_activity_at": datetime.now(UTC).isoformat(),
-            },
-            headers=AUTH,
-        )
-        assert resp.status in (200, 201), await resp.text()
-        return seller, buyer, thread
+        return await seed_eligible_pair(await self.host(), via.base, suffix)
 
     async def person(self, user_id: str, via: ServiceProcess) -> Person:
         session = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))

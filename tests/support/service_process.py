@@ -103,6 +103,34 @@ async def push_eligible_pair(host: aiohttp.ClientSession, base: str) -> None:
     assert resp.status == 201, await resp.text()
 
 
+async def seed_eligible_pair(
+    host: aiohttp.ClientSession, base: str, suffix: str
+) -> tuple[str, str, str]:
+    """As the host marketplace: seller ``s<suffix>`` (member), VID buyer ``b<suffix>`` and a
+    fresh buyer-initiated thread ``t<suffix>``."""
+    seller, buyer, thread = f"s{suffix}", f"b{suffix}", f"t{suffix}"
+    for user_id, body in (
+        (seller, {"role": "seller", "display_name": "S", "business_program": "member"}),
+        (buyer, {"role": "buyer", "display_name": "B", "vid": True}),
+    ):
+        resp = await host.put(f"{base}/api/v1/integration/users/{user_id}", json=body, headers=AUTH)
+        assert resp.status in (200, 201), await resp.text()
+    resp = await host.put(
+        f"{base}/api/v1/integration/threads/{thread}",
+        json={
+            "seller_id": seller,
+            "buyer_id": buyer,
+            "initiated_by": "buyer",
+            "state": "open",
+            "order_placed": False,
+            "last_buyer_activity_at": datetime.now(UTC).isoformat(),
+        },
+        headers=AUTH,
+    )
+    assert resp.status in (200, 201), await resp.text()
+    return seller, buyer, thread
+
+
 async def sign_in(session: aiohttp.ClientSession, base: str, user_id: str) -> None:
     resp = await session.post(
         f"{base}/api/v1/integration/users/{user_id}/login-token", headers=AUTH
