@@ -117,8 +117,12 @@ async def media_ctx(app: web.Application) -> AsyncIterator[None]:
     addresses = settings.ice_host_address_list or None
     host: MediaHost
     if settings.resolved_media_workers == 0:
-        aiortc_patches.limit_ice_host_addresses(addresses)
-        aiortc_patches.set_udp_receive_buffer(settings.media_udp_receive_buffer_bytes)
+        aiortc_patches.configure_media_sockets(
+            addresses,
+            udp_receive_buffer_bytes=settings.media_udp_receive_buffer_bytes,
+            port_range=settings.media_port_range,
+            announced=settings.announced_address_map,
+        )
         staging = StagingRecorders(settings.recording_staging_dir)
 
         def sink_factory() -> SinkFactory:
@@ -132,6 +136,8 @@ async def media_ctx(app: web.Application) -> AsyncIterator[None]:
             staging=settings.recording_staging_dir,
             ice_host_addresses=addresses,
             udp_receive_buffer_bytes=settings.media_udp_receive_buffer_bytes,
+            port_range=settings.media_port_range,
+            announced_addresses=settings.announced_address_map,
             log_format=settings.log_format,
             node_name=settings.resolved_node_name,
         )
@@ -144,7 +150,7 @@ async def media_ctx(app: web.Application) -> AsyncIterator[None]:
     finally:
         await host.aclose()
         if settings.resolved_media_workers == 0:
-            aiortc_patches.limit_ice_host_addresses(None)
+            aiortc_patches.reset_media_sockets()
 
 
 async def _check_media(host: MediaHost) -> None:

@@ -15,6 +15,7 @@ from pydantic import BaseModel
 from server.calls.errors import CallError
 from server.calls.seams import CallSocket
 from server.calls.service import CallService
+from signaling.aiortc_patches import MEDIA_PORTS_EXHAUSTED
 from signaling.call_state import CallStateError
 from signaling.media_errors import (
     InvalidCandidateError,
@@ -98,6 +99,9 @@ def error_reply(exc: Exception, request_id: int | None) -> ErrorMessage | None:
             )
         case MediaNegotiationError() if exc.code in _SDP_CODES:
             return error_message(ErrorCode.SDP_INVALID, exc.message, request_id)
+        case MediaNegotiationError() if exc.code == MEDIA_PORTS_EXHAUSTED:
+            # Capacity, not the offer: the same offer succeeds once a call ends.
+            return error_message(ErrorCode.UNAVAILABLE, exc.message, request_id)
         case MediaNegotiationError() if exc.code == "bridge_closed":
             return error_message(ErrorCode.CALL_NOT_LIVE, "the call has ended", request_id)
         case MediaBridgeError():
