@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from server import health, join_page, pages
-from server.api import admin, inbox, integration, review
+from server.api import admin, ice_servers, inbox, integration, review
 from server.api import calls as calls_api
 from server.api.openapi import Handler, install_openapi
 from server.appkeys import (
@@ -222,6 +222,7 @@ def create_app(settings: Settings) -> web.Application:
     review.add_routes(app)
     admin.add_routes(app)
     calls_api.add_routes(app)
+    ice_servers.add_routes(app)
     join_page.add_routes(app)
     pages.add_routes(app)
     install_openapi(app)

@@ -432,3 +432,17 @@ class CallReportOut(BaseModel):
     reason: str
     details: str | None
     created_at: datetime
+
+
+class IceServerOut(BaseModel):
+    """One entry of ``RTCConfiguration.iceServers``: TURN URLs and their credentials."""
+
+    urls: list[str]
+    username: str
+    credential: str
+
+
+class IceServersOut(BaseModel):
+    ice_servers: list[IceServerOut]
+    expires_at: datetime | None
+    """When the credentials stop working (``null`` with no TURN configured)."""

@@ -110,4 +110,3 @@ async def test_announced_address_and_port_range_carry_a_call_and_a_full_range_re
     # (the same bundled candidate is listed under both m-lines)
     [(host, port, _)] = set(server_candidates(retry.answer_sdp))
     assert host == ANNOUNCED and port in (port_low, port_low + 1)
-

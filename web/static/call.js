@@ -63,6 +63,8 @@ export class CallSession {
     this.generation = 0;
     this.offerSent = false;
     this.candidateQueue = [];
+    this.localCandidates = 0;
+    this.noPath = false;
     this.remoteCandidates = [];
     this.remoteStream = null;
     this.reconnecting = false;
@@ -319,12 +321,26 @@ export class CallSession {
 
   // --- media leg --------------------------------------------------------------------
 
+  /** TURN servers with credentials minted for this person, fresh for every new leg. */
+  async fetchIceServers() {
+    try {
+      const answer = await api("GET", "/api/v1/ice-servers");
+      return answer.ice_servers ?? [];
+    } catch {
+      // Without them a direct path may still work; if none does, noPathWarning() says so.
+      return [];
+    }
+  }
+
   async negotiate() {
     const generation = ++this.generation;
+    const iceServers = await this.fetchIceServers();
+    if (generation !== this.generation || this.ended) return;
     const previous = this.pc;
-    const pc = new RTCPeerConnection({ iceServers: [], bundlePolicy: "max-bundle" });
+    const pc = new RTCPeerConnection({ iceServers, bundlePolicy: "max-bundle" });
     this.pc = pc;
     this.offerSent = false;
+    this.localCandidates = 0;
     this.candidateQueue = [];
     this.remoteCandidates = [];
     const remote = new MediaStream();
@@ -340,7 +356,12 @@ export class CallSession {
       if (this.el.theirVideo.srcObject !== remote) this.el.theirVideo.srcObject = remote;
       this.el.theirVideo.play().catch(() => {});
     };
-    pc.onicecandidate = (event) => this.sendCandidate(generation, event.candidate);
+    pc.onicecandidate = (event) => {
+      if (event.candidate?.candidate) this.localCandidates += 1;
+      // Gathering finished without a single way out: nothing can ever connect.
+      else if (!event.candidate && this.localCandidates === 0) this.noPathWarning(generation, iceServers);
+      this.sendCandidate(generation, event.candidate);
+    };
     pc.onconnectionstatechange = () => this.onConnectionState(pc, generation);
     previous?.close();
     this.previousSample = null;
@@ -375,6 +396,18 @@ export class CallSession {
     this.sendMediaState();
   }
 
+  /** The browser found no network path at all (UDP blocked or forbidden, no relay). */
+  noPathWarning(generation, iceServers) {
+    if (generation !== this.generation || this.ended) return;
+    const words = iceServers.length
+      ? "The call cannot connect: your network or browser blocks direct connections, and the relay server could not be reached. Try another network."
+      : "The call cannot connect: your network or browser blocks direct connections, and this service has no relay (TURN) server to get around that. Try another network, or ask the site's operator to set up a relay.";
+    this.noPath = true;
+    this.el.mediaWarning.textContent = words;
+    this.el.mediaWarning.hidden = false;
+    this.say(words);
+  }
+
   sendCandidate(generation, candidate) {
     if (generation !== this.generation || this.ended) return;
     const message = {
@@ -404,6 +437,10 @@ export class CallSession {
     const state = pc.connectionState;
     if (state === "connected") {
       clearTimeout(this.disconnectTimer);
+      if (this.noPath) {
+        this.noPath = false;
+        this.el.mediaWarning.hidden = true;
+      }
       if (this.reconnecting) {
         this.reconnecting = false;
         this.setState(this.state);
