@@ -29,6 +29,7 @@ from signaling.ws_protocol import (
     CancelCallMessage,
     ClientChatMessage,
     ClientIceCandidateMessage,
+    ConnectionQualityMessage,
     DeclineCallMessage,
     ErrorCode,
     ErrorMessage,
@@ -51,6 +52,7 @@ CallCommand = (
     | OfferMessage
     | ClientIceCandidateMessage
     | MediaStateMessage
+    | ConnectionQualityMessage
     | ClientChatMessage
     | ReportCallMessage
 )
@@ -62,6 +64,7 @@ CALL_COMMANDS = (
     OfferMessage,
     ClientIceCandidateMessage,
     MediaStateMessage,
+    ConnectionQualityMessage,
     ClientChatMessage,
     ReportCallMessage,
 )
@@ -160,6 +163,9 @@ async def run_call_command(
             await calls.set_media_state(
                 socket, message.call_id, audio=message.audio, video=message.video
             )
+            return ack
+        case ConnectionQualityMessage():
+            await calls.relay_connection_quality(socket, message.call_id, message.level)
             return ack
         case ClientChatMessage():
             result = await calls.chat(socket, message.call_id, message.text)

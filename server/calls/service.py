@@ -95,8 +95,10 @@ from signaling.ws_protocol import (
     ContactDetailsWarningMessage,
     ErrorCode,
     IncomingCallMessage,
+    PeerConnectionQualityMessage,
     PeerConnectionStateMessage,
     PeerMediaStateMessage,
+    QualityLevel,
     call_state_message,
     chat_message,
 )
@@ -621,6 +623,19 @@ class CallService:
             if peer.in_call:
                 self._outbox.send_to_user(peer.user_id, self._peer_media_state(live, user_id))
         await self._attach(live, socket)
+
+    async def relay_connection_quality(
+        self, socket: CallSocket, call_id: str, level: QualityLevel
+    ) -> None:
+        """A participant's own link quality, passed on to the other one (nothing stored)."""
+        live = await self._live(socket.user_id, call_id)
+        self._require_media_allowed(live, socket.user_id, "report connection quality")
+        peer = live.state.peer_of(socket.user_id)
+        if peer.in_call:
+            self._outbox.send_to_user(
+                peer.user_id,
+                PeerConnectionQualityMessage(call_id=call_id, user_id=socket.user_id, level=level),
+            )
 
     @staticmethod
     def _peer_media_state(live: LiveCall, user_id: str) -> PeerMediaStateMessage:

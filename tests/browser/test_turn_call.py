@@ -176,9 +176,11 @@ async def test_relay_only_browsers_without_turn_are_told_the_call_cannot_connect
     seller = await relay_only_people.sign_in(service, "seller-sam")
     await seller.goto("/inbox/threads/t-eligible")
     await seller.get_by_role("button", name="Start video call").click()
-    await seller.get_by_role("dialog", name="Call Vera VID?").get_by_role(
-        "button", name="Call now"
-    ).click()
+    await (
+        seller.get_by_role("dialog", name="Call Vera VID?")
+        .get_by_role("button", name="Call now")
+        .click()
+    )
     screen = call_screen(seller, "Vera VID")
     # The browser found no way out at all: the page says why, and what to do.
     warning = screen.locator("[data-media-warning]")
