@@ -446,3 +446,14 @@ class IceServersOut(BaseModel):
     ice_servers: list[IceServerOut]
     expires_at: datetime | None
     """When the credentials stop working (``null`` with no TURN configured)."""
+
+
+class LeaveCallIn(StrictBody):
+    """What the closing call page sends: the same message it sends over its socket."""
+
+    message: Literal["hang_up", "cancel_call", "decline_call"]
+
+
+class LeaveCallOut(BaseModel):
+    done: bool
+    """False when the call had already ended (or the command was passed to another node)."""

@@ -4,7 +4,7 @@
 // Used by the seller's thread page, the buyer's inbox and thread pages (Accept) and the
 // join page; the markup is web/templates/_call_screen.html.
 import { endReasonWords, protocolErrorWords } from "/static/call_words.js";
-import { api, formatDuration, h, initials } from "/static/common.js";
+import { api, csrfToken, formatDuration, h, initials } from "/static/common.js";
 import { fillIcons, icon } from "/static/icons.js";
 import { stopStream } from "/static/media.js";
 import { openReport } from "/static/report.js";
@@ -185,6 +185,15 @@ export class CallSession {
             : "decline_call"
           : "hang_up";
       this.socket.send({ type, call_id: this.callId });
+      // The browser may drop the socket before that frame leaves; a keepalive request
+      // outlives the page. Whichever arrives first ends the call.
+      fetch(`/api/v1/calls/${encodeURIComponent(this.callId)}/leave`, {
+        method: "POST",
+        keepalive: true,
+        credentials: "same-origin",
+        headers: { "Content-Type": "application/json", "X-CSRF-Token": csrfToken() },
+        body: JSON.stringify({ message: type }),
+      }).catch(() => {});
     };
     window.addEventListener("pagehide", this.onPageHide);
     // For diagnostics (and the browser tests): the live session and its peer connection.
