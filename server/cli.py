@@ -98,15 +98,17 @@ def main(argv: list[str] | None = None) -> int:
             where = f"{name}: " if error["loc"] else ""
             print(f"inboxcall: bad setting: {where}{error['msg']}", file=sys.stderr)
         return 2
-    configure_logging(settings.log_format, settings.resolved_node_name)
     if args.command == "serve":
         from signaling import aiortc_patches
 
         try:
+            # Before anything touches the data dir: a refused start leaves nothing behind.
             aiortc_patches.require_checked_versions()
         except aiortc_patches.UnsupportedMediaStackError as exc:
             print(f"inboxcall: refusing to start: {exc}", file=sys.stderr)
             return 2
+    configure_logging(settings.log_format, settings.resolved_node_name)
+    if args.command == "serve":
         if args.demo:
             settings = settings.model_copy(update={"demo": True})
         _serve(settings)

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from aiohttp import web
 from aiohttp_pydantic.oas.typing import r200, r503
-from sqlalchemy import text
+from sqlalchemy import update
 
 from server.api.openapi import api_handler
 from server.api.schemas import Health, MediaStatus
 from server.appkeys import BUS, DB, MEDIA_HOST, NODE_ID, READINESS_CHECKS
+from server.clock import utcnow
+from server.db.models import Node
 
 
 @api_handler
@@ -20,16 +22,26 @@ async def healthz(request: web.Request) -> r200[Health]:
     return web.json_response(Health(status="ok").model_dump())
 
 
+async def _prove_a_write(app: web.Application) -> None:
+    """A committed write, not only ``SELECT 1``: a full disk or a read-only database takes
+    reads but fails every call change. The write is this node's heartbeat (harmless)."""
+    async with app[DB]() as session, session.begin():
+        result = await session.execute(
+            update(Node).where(Node.id == app[NODE_ID]).values(heartbeat_at=utcnow())
+        )
+        if result.rowcount != 1:  # type: ignore[attr-defined]
+            raise LookupError("this node's row is missing (the heartbeat puts it back)")
+
+
 @api_handler
 async def readyz(request: web.Request) -> r200[Health] | r503[Health]:
-    """The database and the recording storage are reachable, and a media worker runs.
+    """The database takes writes, the recording storage answers, and a media worker runs.
 
     Tags: operations
     """
     checks: dict[str, str] = {}
     try:
-        async with request.app[DB]() as session:
-            await session.execute(text("SELECT 1"))
+        await _prove_a_write(request.app)
         checks["database"] = "ok"
     except Exception as exc:  # any failure means not ready; say which
         checks["database"] = f"error: {type(exc).__name__}"

@@ -34,6 +34,7 @@ def message_out(message: Message, *, call: MessageCall | None = None) -> Message
         kind=message.kind,
         text=message.text,
         flags=list(message.flags or []),
+        joins=list(message.joins_message_ids or []),
         call_id=message.call_id,
         created_at=message.created_at,
         call=call,

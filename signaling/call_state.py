@@ -16,15 +16,16 @@ input                  phases                          who
 ``Accept``             ringing                         the buyer; the buyer joins
 ``Decline``            ringing                         the buyer
 ``HangUp``             connecting, active              either participant in the call
-``MediaConnected``     ringing, connecting, active     a participant in the call; when both
+``LegStateChanged``    ringing, connecting, active     a participant in the call: their media
+                                                       leg reported connected, disconnected,
+                                                       failed or closed (see below); when both
                                                        legs are connected, connecting ->
                                                        active (the seller's leg may connect
                                                        while it still rings)
-``MediaFailed``        ringing, connecting, active     a participant in the call; ends the
-                                                       call ``failed`` at once
-``ConnectionLost``     ringing, connecting, active     a participant in the call; starts the
-                                                       reconnect grace period
-``Reconnected``        ringing, connecting, active     a participant in the call
+``SocketClosed``       ringing, connecting, active     a participant in the call: their call
+                                                       socket closed
+``SocketAttached``     ringing, connecting, active     a participant in the call: a socket of
+                                                       theirs is their call socket again
 ``MediaStateChanged``  ringing, connecting, active     a participant in the call
 ``ChatPosted``         connecting, active              a participant in the call
 ``Reported``           any, also ended                 either participant, joined or not
@@ -41,9 +42,14 @@ starts, the buyer when they accept. ``HangUp`` while ringing is illegal on purpo
 caller cancels and the buyer declines, and the two end reasons mean different things to
 reviewers and to rate limits.
 
-The owner reports ``ConnectionLost`` when a participant may come back (their socket
-closed, their media leg went ``disconnected``, or ``failed`` in a phase where the client
-can send a fresh offer); ``MediaFailed`` only when it will not. A lost participant who is
+Who is lost (reconnect grace), decided here from what the owner reports: a participant
+whose call socket closed, or whose media leg went ``disconnected``, ``closed``, or
+``failed`` after it had connected once. A leg that fails before it ever connected ends the
+call ``failed`` / ``ice_failed`` at once: the network between that browser and the server
+does not work, and retrying would only make both people wait. A lost participant is back
+only when both are up again: a socket of theirs attached since the last one closed, and
+their media leg connected since it was lost (in either order). A participant whose socket
+comes back while their leg stayed up counts as media-connected again at once. One who is
 not back within the grace period ends the call ``failed`` / ``participant_lost``.
 """
 
@@ -175,6 +181,8 @@ class ParticipantPresence:
     ``lost_since`` is set while the participant is lost (cleared when they are back; left
     as it was when the call ends). ``media_connected`` is whether their media leg is up as
     far as the owner reported. ``audio`` / ``video`` start on, as the pages start them.
+    ``socket_lost``, ``media_lost`` and ``media_ever_connected`` are what the owner reported
+    about their call socket and their media leg; the module docstring says what they decide.
     """
 
     user_id: str
@@ -185,6 +193,12 @@ class ParticipantPresence:
     media_connected: bool = False
     audio: bool = True
     video: bool = True
+    socket_lost: bool = False
+    """Their call socket closed and no socket of theirs has attached since."""
+    media_lost: bool = False
+    """Their media leg went disconnected, failed or closed, and has not connected since."""
+    media_ever_connected: bool = False
+    """Their media leg connected at least once in this call."""
 
     @property
     def in_call(self) -> bool:
@@ -193,6 +207,11 @@ class ParticipantPresence:
     @property
     def lost(self) -> bool:
         return self.lost_since is not None
+
+    @property
+    def media_up(self) -> bool:
+        """Their media leg's last report was ``connected``."""
+        return self.media_ever_connected and not self.media_lost
 
 
 @dataclass(frozen=True, slots=True)
@@ -367,30 +386,36 @@ class HangUp:
     user_id: str
 
 
+class LegState(StrEnum):
+    """The media leg states that are inputs (others, such as ``new`` or ``checking``, are
+    not: they change nothing about who is lost or connected)."""
+
+    CONNECTED = "connected"
+    DISCONNECTED = "disconnected"
+    FAILED = "failed"
+    CLOSED = "closed"
+
+
 @dataclass(frozen=True, slots=True)
-class MediaConnected:
-    """The user's media leg reached ``connected`` (again)."""
+class LegStateChanged:
+    """The user's media leg reported ``leg``."""
+
+    user_id: str
+    leg: LegState
+
+
+@dataclass(frozen=True, slots=True)
+class SocketClosed:
+    """The user's call socket closed (another socket of theirs closing is not an input)."""
 
     user_id: str
 
 
 @dataclass(frozen=True, slots=True)
-class MediaFailed:
-    """The user's media leg failed for good."""
+class SocketAttached:
+    """A socket of the user's is their call socket again: a new connection, or any socket
+    of theirs sending a message for the call."""
 
-    user_id: str
-    detail: FailureDetail = FailureDetail.ICE_FAILED
-
-
-@dataclass(frozen=True, slots=True)
-class ConnectionLost:
-    user_id: str
-    cause: str | None = None
-    """Stored as the ``reconnecting`` event's detail, e.g. "ws_closed", "ice_disconnected"."""
-
-
-@dataclass(frozen=True, slots=True)
-class Reconnected:
     user_id: str
 
 
@@ -446,10 +471,9 @@ CallInput = (
     | Decline
     | Cancel
     | HangUp
-    | MediaConnected
-    | MediaFailed
-    | ConnectionLost
-    | Reconnected
+    | LegStateChanged
+    | SocketClosed
+    | SocketAttached
     | MediaStateChanged
     | ChatPosted
     | Reported
@@ -517,21 +541,18 @@ def advance(state: CallState, event: CallInput, now: datetime) -> CallTransition
             _require_phase(state, "hang up", CallPhase.CONNECTING, CallPhase.ACTIVE)
             _require_in_call(state, user_id)
             return _end(state, now, EndReason.HUNG_UP, by=user_id)
-        case MediaConnected(user_id=user_id):
-            return _media_connected(state, user_id, now)
-        case MediaFailed(user_id=user_id, detail=detail):
-            _require_phase(state, "fail media in", *LIVE_PHASES)
-            _require_in_call(state, user_id)
-            return _end(state, now, EndReason.FAILED, by=user_id, detail=detail.value)
-        case ConnectionLost(user_id=user_id, cause=cause):
-            return _connection_lost(state, user_id, cause, now)
-        case Reconnected(user_id=user_id):
+        case LegStateChanged(user_id=user_id, leg=leg):
+            return _leg_state_changed(state, user_id, leg, now)
+        case SocketClosed(user_id=user_id):
+            _require_phase(state, "lose a participant of", *LIVE_PHASES)
+            p = _require_in_call(state, user_id)
+            return _lose(state, replace(p, socket_lost=True), "ws_closed", now)
+        case SocketAttached(user_id=user_id):
             _require_phase(state, "reconnect to", *LIVE_PHASES)
             p = _require_in_call(state, user_id)
-            if not p.lost:
+            if not p.socket_lost:
                 return CallTransition(state)
-            back, reconnected = _back(state, p, now)
-            return CallTransition(back, (reconnected,))
+            return _maybe_back(state, replace(p, socket_lost=False), now)
         case MediaStateChanged(user_id=user_id, audio=audio, video=video):
             return _media_state(state, user_id, audio, video, now)
         case ChatPosted(user_id=user_id, message_id=message_id, flags=flags):
@@ -579,37 +600,50 @@ def _accept(state: CallState, user_id: str, now: datetime) -> CallTransition:
     return CallTransition(new, tuple(changes))
 
 
-def _media_connected(state: CallState, user_id: str, now: datetime) -> CallTransition:
-    _require_phase(state, "connect media in", *LIVE_PHASES)
+def _leg_state_changed(
+    state: CallState, user_id: str, leg: LegState, now: datetime
+) -> CallTransition:
+    _require_phase(state, "report a media leg of", *LIVE_PHASES)
     p = _require_in_call(state, user_id)
-    changes: list[Change] = []
+    match leg:
+        case LegState.CONNECTED:
+            connected = replace(p, media_lost=False, media_ever_connected=True)
+            return _maybe_back(state, connected, now)
+        case LegState.FAILED if not p.media_ever_connected:
+            detail = FailureDetail.ICE_FAILED.value
+            return _end(state, now, EndReason.FAILED, by=user_id, detail=detail)
+        case LegState.DISCONNECTED:
+            return _lose(state, replace(p, media_lost=True), "ice_disconnected", now)
+        case LegState.FAILED | LegState.CLOSED:
+            return _lose(state, replace(p, media_lost=True), f"media_{leg.value}", now)
+        case _:
+            assert_never(leg)
+
+
+def _lose(state: CallState, p: ParticipantPresence, cause: str, now: datetime) -> CallTransition:
+    """``p`` (with what they lost marked) is lost from ``now``, unless they already were:
+    then the grace clock goes on from the first loss."""
     if p.lost:
-        state, event = _back(state, p, now)
-        changes.append(event)
-        p = state.participant(user_id)
-    if not p.media_connected:
-        state = _with(state, replace(p, media_connected=True))
+        return CallTransition(_with(state, p))
+    lost = replace(p, lost_since=now, media_connected=False)
+    event = CallEvent(state.call_id, CallEventKind.RECONNECTING, now, p.user_id, cause)
+    return CallTransition(_with(state, lost), (event,))
+
+
+def _maybe_back(state: CallState, p: ParticipantPresence, now: datetime) -> CallTransition:
+    """``p`` got a socket or a media leg back: back once neither is lost; media-connected
+    once back with the leg up; and connecting -> active once both legs are connected."""
+    changes: list[Change] = []
+    if p.lost and not (p.socket_lost or p.media_lost):
+        p = replace(p, lost_since=None)
+        changes.append(CallEvent(state.call_id, CallEventKind.RECONNECTED, now, p.user_id))
+    if not p.lost and p.media_up:
+        p = replace(p, media_connected=True)
+    state = _with(state, p)
     if state.phase is CallPhase.CONNECTING and all(x.media_connected for x in state.participants):
         state = replace(state, phase=CallPhase.ACTIVE, active_at=now)
         changes.append(PhaseChanged(state.call_id, CallPhase.CONNECTING, CallPhase.ACTIVE, now))
     return CallTransition(state, tuple(changes))
-
-
-def _connection_lost(
-    state: CallState, user_id: str, cause: str | None, now: datetime
-) -> CallTransition:
-    _require_phase(state, "lose a participant of", *LIVE_PHASES)
-    p = _require_in_call(state, user_id)
-    if p.lost:
-        return CallTransition(state)
-    new = _with(state, replace(p, lost_since=now, media_connected=False))
-    event = CallEvent(state.call_id, CallEventKind.RECONNECTING, now, user_id, cause)
-    return CallTransition(new, (event,))
-
-
-def _back(state: CallState, p: ParticipantPresence, now: datetime) -> tuple[CallState, CallEvent]:
-    new = _with(state, replace(p, lost_since=None))
-    return new, CallEvent(state.call_id, CallEventKind.RECONNECTED, now, p.user_id)
 
 
 def _media_state(

@@ -18,6 +18,7 @@ from pydantic import Field
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from moderation.contact_details import find_contact_details
 from recorder.storage import ObjectNotFoundError
 from server.api.byte_ranges import RangeRefused, requested_byte_range
 from server.api.openapi import api_handler
@@ -63,7 +64,6 @@ from server.recording_service import DELETABLE_STATES, delete_bytes, tombstone_r
 from server.review.lifecycle import Refusal, ReviewRefused, claim_holder
 from server.review.service import release_hold
 from server.serialize import user_out
-from signaling.contact_details import find_contact_details
 
 CallId = Annotated[str, Field(min_length=1, max_length=64)]
 RecordingId = Annotated[str, Field(min_length=1, max_length=64)]

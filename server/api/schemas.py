@@ -129,6 +129,9 @@ class MessageOut(BaseModel):
     kind: str
     text: str
     flags: list[str]
+    # With "contact_details" in flags for a detail split across messages: the earlier
+    # messages of the same sender it joins, oldest first.
+    joins: list[str] = []
     call_id: str | None
     created_at: datetime
     call: MessageCall | None = None

@@ -13,6 +13,7 @@ import logging
 from pydantic import BaseModel
 
 from server.calls.errors import CallError
+from server.calls.notifications import chat_replies
 from server.calls.seams import CallSocket
 from server.calls.service import CallService
 from signaling.aiortc_patches import MEDIA_PORTS_EXHAUSTED
@@ -168,10 +169,8 @@ async def run_call_command(
             await calls.relay_connection_quality(socket, message.call_id, message.level)
             return ack
         case ClientChatMessage():
-            result = await calls.chat(socket, message.call_id, message.text)
-            return list(
-                calls.chat_reply(message.call_id, socket.user_id, message.text, result, message.id)
-            )
+            posted = await calls.chat(socket, message.call_id, message.text)
+            return chat_replies(posted, message.id)
         case ReportCallMessage():
             await calls.report(
                 socket.user_id, message.call_id, message.reason.value, message.details

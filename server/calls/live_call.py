@@ -15,12 +15,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel
-
 from recorder import FinalisedRecording
+from server.calls.notifications import IncomingCall
 from server.calls.seams import CallSocket
 from server.clock import utcnow
 from server.media.call_media import CallMedia
+from server.owned_tasks import OwnedTasks
 from signaling.call_state import CallState
 
 log = logging.getLogger(__name__)
@@ -29,59 +29,45 @@ log = logging.getLogger(__name__)
 TIMER_SLACK_SECONDS = 0.005
 
 
-@dataclass(slots=True)
-class ParticipantLink:
-    """How one participant is attached: their call's socket, and what they lost."""
-
-    socket: CallSocket | None = None
-    socket_lost: bool = False
-    media_lost: bool = False
-    media_ever_connected: bool = False
-
-
 @dataclass(eq=False)
 class LiveCall:
     state: CallState
     media: CallMedia
     join_url: str
-    incoming: BaseModel | None = None
+    incoming: IncomingCall | None = None
     """The ``incoming_call`` the buyer's sockets got; a socket opened while it rings gets it too."""
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    links: dict[str, ParticipantLink] = field(default_factory=dict)
+    call_sockets: dict[str, CallSocket | None] = field(default_factory=dict)
+    """Each participant's call socket: the one that started or accepted the call, or last
+    re-attached; None once it closed (what that means is the state machine's to say)."""
     closing: bool = False
     epoch: int = 1
     """The fencing epoch this node owns the call under (``calls.owner_epoch``)."""
     recordings: list[FinalisedRecording] = field(default_factory=list)
     """What the call's media host recorded, once ``aclose`` finished."""
-    _tasks: set[asyncio.Task[Any]] = field(default_factory=set)
+    _tasks: OwnedTasks = field(init=False)
     _timer: asyncio.Task[Any] | None = None
     _timer_at: datetime | None = None
     _closed: asyncio.Future[None] | None = None
 
     def __post_init__(self) -> None:
-        for p in self.state.participants:
-            self.links.setdefault(p.user_id, ParticipantLink())
+        self._tasks = OwnedTasks(f"call={self.call_id}")
 
     @property
     def call_id(self) -> str:
         return self.state.call_id
 
-    def link(self, user_id: str) -> ParticipantLink:
-        return self.links[user_id]
+    def is_call_socket(self, socket: CallSocket) -> bool:
+        current = self.call_sockets.get(socket.user_id)
+        return current is not None and current.id == socket.id
 
     def spawn(self, coro: Coroutine[Any, Any, Any], *, name: str) -> asyncio.Task[Any] | None:
+        # ``closing`` is set when the call ends, before its teardown closes the tasks:
+        # nothing new starts for a call that is going away.
         if self.closing:
             coro.close()
             return None
-        task = asyncio.get_running_loop().create_task(coro, name=name)
-        self._tasks.add(task)
-        task.add_done_callback(self._task_done)
-        return task
-
-    def _task_done(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and (exc := task.exception()) is not None:
-            log.error("call=%s task %s failed: %r", self.call_id, task.get_name(), exc)
+        return self._tasks.spawn(coro, name=name)
 
     def arm_timer(self, fire: Callable[[], Coroutine[Any, Any, None]]) -> None:
         """One timer at ``state.next_deadline()``; re-ask after every transition."""
@@ -116,11 +102,7 @@ class LiveCall:
         self._closed = asyncio.get_running_loop().create_future()
         self.closing = True
         try:
-            current = asyncio.current_task()
-            tasks = [t for t in self._tasks if t is not current]
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await self._tasks.aclose()
             try:
                 self.recordings = await self.media.aclose()
             except Exception:

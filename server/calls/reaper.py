@@ -15,6 +15,7 @@ from datetime import datetime
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from server.calls.notifications import CallNotifier, CallStateChanged
 from server.calls.seams import Outbox
 from server.calls.store import MISSED_TEXT, format_duration
 from server.db.models import Call, Thread
@@ -22,8 +23,7 @@ from server.db.models import CallEvent as CallEventRow
 from server.eligibility_snapshots import LIVE_CALL_STATES
 from server.messages import add_system_message
 from server.webhooks import events as webhook_events
-from signaling.call_state import CallEventKind, CallPhase, EndReason, FailureDetail
-from signaling.ws_protocol import CallStateMessage
+from signaling.call_state import CallEnd, CallEventKind, CallPhase, EndReason, FailureDetail
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +32,7 @@ async def end_calls_of_dead_node(
     db: async_sessionmaker[AsyncSession], outbox: Outbox, node_id: str, now: datetime
 ) -> list[str]:
     """End every live call ``node_id`` owns; answers the ids of the calls this node ended."""
+    notify = CallNotifier(outbox)
     async with db() as session:
         candidates = (
             await session.execute(
@@ -80,14 +81,8 @@ async def end_calls_of_dead_node(
             ended.append((call_id, row.seller_id, row.buyer_id))
     for call_id, seller_id, buyer_id in ended:
         log.warning("call=%s ended: its node %s is gone", call_id, node_id)
-        message = CallStateMessage(
-            call_id=call_id,
-            state=CallPhase.ENDED,
-            end_reason=EndReason.FAILED,
-            detail=FailureDetail.NODE_LOST.value,
-        )
-        for user_id in (seller_id, buyer_id):
-            outbox.send_to_user(user_id, message)
+        end = CallEnd(EndReason.FAILED, now, detail=FailureDetail.NODE_LOST.value)
+        notify.to_users((seller_id, buyer_id), CallStateChanged(call_id, CallPhase.ENDED, end))
     return [call_id for call_id, _, _ in ended]
 
 

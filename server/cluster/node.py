@@ -101,10 +101,17 @@ class NodeRegistry:
                 log.exception("node heartbeat or liveness check failed; retrying")
 
     async def _beat(self) -> None:
+        now = utcnow()
         async with self._db() as session, session.begin():
-            await session.execute(
-                update(Node).where(Node.id == self.node_id).values(heartbeat_at=utcnow())
+            result = await session.execute(
+                update(Node).where(Node.id == self.node_id).values(heartbeat_at=now)
             )
+            if result.rowcount == 0:  # type: ignore[attr-defined]
+                # Removed by hand (or by a node that thought this one gone for good): put
+                # it back, or the others would take this node for dead.
+                session.add(
+                    Node(id=self.node_id, address=self._address, started_at=now, heartbeat_at=now)
+                )
 
     async def _check_others(self) -> None:
         cutoff = utcnow() - self._dead_after

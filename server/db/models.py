@@ -92,6 +92,9 @@ class Message(Base):
     kind: Mapped[str] = mapped_column(String(16), default="text")  # text | system | call_chat
     text: Mapped[str] = mapped_column(Text)
     flags: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # A contact detail split across messages: the earlier messages (ids, oldest first)
+    # that this one completes it with. None when it joins none.
+    joins_message_ids: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
     call_id: Mapped[str | None] = mapped_column(ForeignKey("calls.id"), nullable=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     __table_args__ = (Index("ix_messages_thread_created", "thread_id", "created_at"),)

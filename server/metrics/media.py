@@ -29,6 +29,7 @@ from prometheus_client.registry import Collector
 
 from recorder.call_recorder import ParticipantRecordingStats, RecorderStats
 from server.media.call_media import CallMedia
+from server.owned_tasks import OwnedTasks
 from signaling.media_bridge import BridgeStats
 
 log = logging.getLogger(__name__)
@@ -256,7 +257,7 @@ class LiveCallMediaStats:
         self._worker_of = worker_of
         self._media: dict[str, CallMedia] = {}
         self._latest: dict[str, CallMediaSnapshot] = {}
-        self._endings: set[asyncio.Task[None]] = set()
+        self._endings = OwnedTasks("media metrics: final reads")
 
     def track(self, media: CallMedia) -> None:
         self._media[media.call_id] = media
@@ -265,11 +266,7 @@ class LiveCallMediaStats:
         media = self._media.pop(call_id, None)
         if media is None:
             return
-        task = asyncio.get_running_loop().create_task(
-            self._final(media), name=f"metrics-final-stats-{call_id}"
-        )
-        self._endings.add(task)
-        task.add_done_callback(self._endings.discard)
+        self._endings.spawn(self._final(media), name=f"metrics-final-stats-{call_id}")
 
     async def _read(self, media: CallMedia) -> CallMediaSnapshot | None:
         try:
@@ -300,5 +297,4 @@ class LiveCallMediaStats:
 
     async def aclose(self) -> None:
         """Wait for the final reads under way (each bounded by its timeout)."""
-        while self._endings:
-            await asyncio.gather(*self._endings, return_exceptions=True)
+        await self._endings.wait()

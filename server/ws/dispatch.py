@@ -13,6 +13,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from server.calls.commands import CALL_COMMANDS, error_reply
+from server.calls.notifications import wire_message
 from server.calls.service import CallService
 from server.cluster.router import CallRouter
 from server.db.models import Thread
@@ -79,7 +80,7 @@ class Dispatcher:
                 return await self._subscribe_presence(conn, message)
             case StartCallMessage():
                 started = await calls.start_call(conn, message.thread_id, base_url=conn.base_url)
-                return [started.model_copy(update={"id": message.id})]
+                return [wire_message(started, request_id=message.id)]
             case _ if isinstance(message, CALL_COMMANDS):
                 return await self._router.run(conn, message)
         raise AssertionError(f"unhandled message type {message.type}")  # pragma: no cover

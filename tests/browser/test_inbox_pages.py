@@ -9,6 +9,7 @@ from playwright.async_api import expect
 
 from server.demo import DEMO_THREADS
 from signaling.eligibility import REASON_MESSAGES, ReasonCode
+from tests.browser.conftest import ServiceFactory
 from tests.browser.support import People, Service, screenshot
 
 pytestmark = pytest.mark.browser
@@ -188,8 +189,11 @@ POST_MESSAGES = """async (texts) => {
 
 
 async def test_inbox_orders_by_activity_counts_unread_and_opens_at_the_newest(
-    service: Service, people: People
+    service_factory: ServiceFactory, people: People
 ) -> None:
+    # The test posts a burst of messages faster than a person could; the write throttle
+    # (tests/integration/test_write_throttle.py) is not what is tested here.
+    service = await service_factory(message_rate_burst=100)
     seller = await people.sign_in(service, "seller-sam")
     buyer = await people.sign_in(service, "buyer-vera")
     conversations = buyer.get_by_role("list", name="Conversations")

@@ -35,7 +35,7 @@ from tests.browser.calls import (
 from tests.browser.conftest import ServiceFactory
 from tests.browser.support import CHROMIUM_FLAGS, People, Service
 from tests.support.tools import require_tool
-from tests.support.turn_server import TurnServer
+from tests.support.turn_server import TurnServer, running_turn_server
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -79,12 +79,8 @@ async def relay_only_people(
 
 @pytest.fixture
 async def coturn() -> AsyncIterator[TurnServer]:
-    server = TurnServer()
-    await server.start()
-    try:
+    async with running_turn_server() as server:
         yield server
-    finally:
-        await server.close()
 
 
 async def connect(people: People, service: Service) -> tuple[Page, Page, str]:

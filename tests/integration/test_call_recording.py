@@ -282,3 +282,32 @@ async def test_a_violation_verdict_ends_the_violators_live_call(calls: CallHarne
     assert resp.status == 200
     ended = await calls.ended(call_id, seller.ws, buyer.ws)
     assert (ended.end_reason, ended.end_detail) == ("ineligible", "account_restricted")
+
+
+async def test_a_call_declined_after_the_seller_connected_keeps_no_recording(
+    calls: CallHarness, settings: Settings
+) -> None:
+    """Recording scope: only a call that became active is recorded. The seller's media
+    flows while it rings, the buyer declines: no file, no row, never drawn, not queued
+    (everything is drawn in this module: sample rate 1.0)."""
+    seller_id, buyer_id, thread_id = await calls.host.eligible_pair("declined")
+    seller = await calls.participant(seller_id)
+    buyer = await calls.participant(buyer_id)
+    call_id = await calls.ring(seller, buyer, thread_id)
+    await seller.connect_media(call_id)
+    await seller.media.wait_connected()
+    await buyer.ws.ok("decline_call", call_id=call_id)
+    row = await calls.ended(call_id, seller.ws, buyer.ws)
+    assert row.end_reason == "declined" and row.connected_at is None
+    async with calls.app[DB]() as session:
+        recordings = (
+            await session.scalars(select(Recording).where(Recording.call_id == call_id))
+        ).all()
+    assert recordings == []
+    assert not (settings.recording_staging_dir / call_id).exists()
+    assert not (settings.resolved_recordings_dir / call_id).exists()
+    assert row.review_required is False and row.recording_started_at is None
+    await calls.host.user("rev-declined", "reviewer")
+    reviewer, _ = await calls.signed_in("rev-declined")
+    queue = await (await reviewer.get("/api/v1/review/queue?kind=all")).json()
+    assert call_id not in {item["call_id"] for item in queue["calls"]}

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import signal
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import av
@@ -19,6 +20,7 @@ from tests.support.encoded_media import EncodedClip
 from tests.support.postgres import PostgresServer
 from tests.support.redis_server import RedisServer
 from tests.support.rtc_client import Participant
+from tests.support.service import AUTH
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -267,3 +269,32 @@ async def test_a_rolling_restart_drops_no_call_of_the_other_node(
     await back.ok("hang_up", call_id=call_id)
     ended = await seller.ws.call_state("ended")
     assert ended["end_reason"] == "hung_up"
+
+
+async def test_an_order_placed_through_the_other_node_ends_the_call(
+    cluster: Cluster, clip: EncodedClip
+) -> None:
+    """Eligibility changes reach the call's owner from any node: the host places an order
+    through node b while node a owns the call."""
+    call_id, seller, buyer = await call_across(cluster, clip, "order")
+    b = cluster.nodes["b"]
+    host = await cluster.host()
+    resp = await host.put(
+        f"{b.base}/api/v1/integration/threads/torder",
+        json={
+            "seller_id": "sorder",
+            "buyer_id": "border",
+            "initiated_by": "buyer",
+            "state": "open",
+            "order_placed": True,
+            "last_buyer_activity_at": datetime.now(UTC).isoformat(),
+        },
+        headers=AUTH,
+    )
+    assert resp.status == 200, await resp.text()
+    for ws in (seller.ws, buyer.ws):
+        ended = await ws.call_state("ended", timeout=10)
+        assert (ended["end_reason"], ended["detail"]) == ("ineligible", "thread_has_order")
+    async with cluster.db() as session:
+        row = await session.get(Call, call_id)
+    assert row is not None and row.end_reason == "ineligible"

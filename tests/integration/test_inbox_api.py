@@ -110,6 +110,47 @@ async def test_integration_message_answers_flags(client: TestClient[Any, Any], h
     assert (await resp.json())["flags"] == ["contact_details"]
 
 
+async def test_contact_details_split_across_two_messages_flag_the_second(
+    client: TestClient[Any, Any], signed_in: Any, host: Host
+) -> None:
+    seller, _, thread = await host.eligible_pair()
+    url = f"/api/v1/integration/threads/{thread}/messages"
+    first = await client.post(
+        url, json={"sender_id": seller, "text": "my number starts with 646"}, headers=AUTH
+    )
+    assert first.status == 201
+    first_body = await first.json()
+    assert first_body["flags"] == []
+    assert first_body["joins"] == []
+    second = await client.post(
+        url, json={"sender_id": seller, "text": "555 0192 is the rest"}, headers=AUTH
+    )
+    second_body = await second.json()
+    assert second_body["flags"] == ["contact_details"]
+    assert second_body["joins"] == [first_body["id"]]
+    seller_client, _ = await signed_in(seller)
+    detail = await (await seller_client.get(f"/api/v1/threads/{thread}")).json()
+    assert [(m["flags"], m["joins"]) for m in detail["messages"]] == [
+        ([], []),
+        (["contact_details"], [first_body["id"]]),
+    ]
+
+
+async def test_split_check_reads_only_the_same_senders_messages(
+    client: TestClient[Any, Any], host: Host
+) -> None:
+    seller, buyer, thread = await host.eligible_pair()
+    url = f"/api/v1/integration/threads/{thread}/messages"
+    await client.post(
+        url, json={"sender_id": buyer, "text": "my number starts with 646"}, headers=AUTH
+    )
+    reply = await client.post(
+        url, json={"sender_id": seller, "text": "555 0192 is the rest"}, headers=AUTH
+    )
+    body = await reply.json()
+    assert (body["flags"], body["joins"]) == ([], [])
+
+
 async def test_buyer_message_counts_as_activity(signed_in: Any, host: Host) -> None:
     seller, buyer, thread = await host.eligible_pair()
     stale = (datetime.now(UTC) - timedelta(days=30)).isoformat()

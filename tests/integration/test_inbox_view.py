@@ -19,10 +19,11 @@ from server.messages import add_system_message
 from signaling.call_state import (
     Accept,
     CallTransition,
-    ConnectionLost,
     HangUp,
-    MediaConnected,
-    Reconnected,
+    LegState,
+    LegStateChanged,
+    SocketAttached,
+    SocketClosed,
     advance,
     start_call,
 )
@@ -144,10 +145,10 @@ async def test_a_call_stores_its_duration_without_the_reconnect_grace(
     steps: list[CallTransition] = [first]
     for event, seconds in (
         (Accept(buyer), 4),
-        (MediaConnected(seller), 5),
-        (MediaConnected(buyer), 6),
-        (ConnectionLost(buyer, "ws_closed"), 20),
-        (Reconnected(buyer), 27),
+        (LegStateChanged(seller, LegState.CONNECTED), 5),
+        (LegStateChanged(buyer, LegState.CONNECTED), 6),
+        (SocketClosed(buyer), 20),
+        (SocketAttached(buyer), 27),
         (HangUp(seller), 40),
     ):
         steps.append(advance(steps[-1].state, event, at(seconds)))

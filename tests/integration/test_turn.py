@@ -22,7 +22,7 @@ from server.app import create_app
 from server.settings import Settings
 from server.turn_credentials import turn_credentials
 from tests.support.service import Host, make_settings, sign_in
-from tests.support.turn_server import TurnServer
+from tests.support.turn_server import TurnServer, running_turn_server
 
 pytestmark = pytest.mark.integration
 
@@ -31,12 +31,8 @@ SECRET = "turn-secret-for-tests"
 
 @pytest.fixture
 async def coturn() -> AsyncIterator[TurnServer]:
-    server = TurnServer()
-    await server.start()
-    try:
+    async with running_turn_server() as server:
         yield server
-    finally:
-        await server.close()
 
 
 @pytest.fixture

@@ -9,10 +9,12 @@ listens on loopback in the tests. Killed at ``close``; keeps nothing outside its
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
 import shutil
 import socket
 import tempfile
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 from tests.support.tools import require_tool
@@ -105,3 +107,14 @@ class TurnServer:
                 await self.process.wait()
         self.process = None
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+@contextlib.asynccontextmanager
+async def running_turn_server(*, max_bps: int | None = None) -> AsyncIterator[TurnServer]:
+    """A started ``TurnServer``, killed on the way out whatever happened."""
+    server = TurnServer(max_bps=max_bps)
+    try:
+        await server.start()
+        yield server
+    finally:
+        await server.close()

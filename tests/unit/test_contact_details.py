@@ -8,12 +8,12 @@ from contact_details_corpus import CONTACT_DETAILS_CORPUS
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from signaling.contact_details import (
-    _FORMAT_CHARACTER,
+from moderation.contact_details import (
     ContactDetailsKind,
     contains_contact_details,
     find_contact_details,
 )
+from moderation.normalise import FORMAT_CHARACTER
 
 # --- the labelled corpus: a measurement -------------------------------------------------
 
@@ -177,7 +177,7 @@ def test_format_character_list_matches_unicode_category_cf() -> None:
         f"U+{code_point:04X}"
         for code_point in range(sys.maxunicode + 1)
         if unicodedata.category(chr(code_point)) == "Cf"
-        and _FORMAT_CHARACTER.fullmatch(chr(code_point)) is None
+        and FORMAT_CHARACTER.fullmatch(chr(code_point)) is None
     ]
     assert missing == []
 

@@ -18,14 +18,24 @@ shape, or an explicit cue such as "my number", a leading "+", or digits spelled 
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import re
-import unicodedata
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Final, Literal
 
-ContactDetailsKind = Literal["phone", "email", "messenger", "off_platform_request", "link"]
+from moderation import invitations, payments
+from moderation.invitation_model import INVITATION_MODEL
+from moderation.invitations import find_invitations, is_refusal
+from moderation.keywords import Keywords, KeywordScan, Span, windows
+from moderation.normalise import NormalisedText, normalise
+from moderation.payments import find_payments
+from moderation.phones import is_valid_phone_number
+
+ContactDetailsKind = Literal[
+    "phone", "email", "messenger", "off_platform_request", "link", "payment", "meeting"
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,194 +52,88 @@ def contains_contact_details(text: str) -> bool:
 def find_contact_details(text: str) -> list[ContactDetailsHit]:
     if not text:
         return []
-    normalised = _normalise(text)
+    normalised = normalise(text)
+    found = _KEYWORD_SCAN.scan(normalised.text)
     candidates: list[tuple[ContactDetailsKind, int, int]] = []
-    candidates.extend(_find_links(normalised.text))
-    candidates.extend(_find_emails(normalised.text))
-    candidates.extend(_find_phones(normalised.text))
-    candidates.extend(_find_messengers(normalised.text))
-    candidates.extend(_find_off_platform_requests(normalised.text, text, normalised))
+    candidates.extend(_find_links(normalised.text, found))
+    candidates.extend(_find_emails(normalised.text, found))
+    candidates.extend(_find_phones(normalised, found))
+    candidates.extend(_find_messengers(normalised.text, found))
+    candidates.extend(_find_off_platform_requests(normalised.text, text, normalised, found))
+    candidates.extend(find_invitations(normalised.text, found))
+    # The classifier reads only sentences no rule matched, refused or not.
+    candidates.extend(list(_find_learned_invitations(normalised.text, candidates)))
+    # A refusal ("I can't share my number") names contact details without giving any.
+    if refusals := found.get("refusal"):
+        refusal_starts = [start for start, _ in refusals]
+        candidates = [
+            (kind, start, end)
+            for kind, start, end in candidates
+            if kind not in _REFUSABLE
+            or not _near_refusal_word(refusal_starts, start, end)
+            or not is_refusal(normalised.text, start, end)
+        ]
     merged = _merge_overlapping(candidates)
-    return [
+    hits = [
         ContactDetailsHit(kind, *normalised.original_span(start, end))
         for kind, start, end in merged
     ]
+    for start, end, in_original in find_payments(normalised.text, text, found):
+        span = (start, end) if in_original else normalised.original_span(start, end)
+        hits.append(ContactDetailsHit("payment", *span))
+    if len(hits) > len(merged):
+        hits = _merge_hits(hits)
+    return hits
 
 
-# ---------------------------------------------------------------------------------------
-# Normalisation
+_REFUSABLE: Final = frozenset(("off_platform_request", "messenger"))
+
+# The learned classifier reads sentences no rule flagged, at most this many per message
+# and this long: scoring costs a dictionary look-up per character n-gram.
+_LEARNED_MAX_SENTENCES: Final = 6
+_LEARNED_MAX_CHARS: Final = 300
+_SENTENCE: Final = re.compile(r"[^.!?\n]+")
 
 
-@dataclass(frozen=True, slots=True)
-class _NormalisedText:
-    text: str
-    # origin[i] is the index in the original text of normalised character i; one extra
-    # entry at the end holds the original length so an end offset maps cleanly. None when
-    # normalising kept every index (plain ASCII), which spares building the list.
-    origin: list[int] | None
-
-    def original_span(self, start: int, end: int) -> tuple[int, int]:
-        if self.origin is None:
-            return start, max(start, end)
-        if end <= start:
-            return self.origin[start], self.origin[start]
-        return self.origin[start], self.origin[end - 1] + 1
-
-
-# Letters that NFKC leaves alone but that people use to dodge filters ("gm\u0430il" with a
-# Cyrillic a). Only lower-case forms are needed because casefolding runs first.
-_LOOKALIKES: Final = str.maketrans(
-    {
-        "\u0430": "a",  # cyrillic small letter a
-        "\u0432": "b",  # cyrillic small letter ve
-        "\u0435": "e",  # cyrillic small letter ie
-        "\u0451": "e",  # cyrillic small letter io
-        "\u043a": "k",  # cyrillic small letter ka
-        "\u043c": "m",  # cyrillic small letter em
-        "\u043d": "h",  # cyrillic small letter en
-        "\u043e": "o",  # cyrillic small letter o
-        "\u0440": "p",  # cyrillic small letter er
-        "\u0441": "c",  # cyrillic small letter es
-        "\u0442": "t",  # cyrillic small letter te
-        "\u0443": "y",  # cyrillic small letter u
-        "\u0445": "x",  # cyrillic small letter ha
-        "\u0456": "i",  # cyrillic small letter byelorussian-ukrainian i
-        "\u0458": "j",  # cyrillic small letter je
-        "\u0455": "s",  # cyrillic small letter dze
-        "\u0501": "d",  # cyrillic small letter komi de
-        "\u0261": "g",  # latin small letter script g
-        "\u029c": "h",  # latin letter small capital h
-        "\u028c": "h",  # latin small letter turned v
-        "\u026a": "i",  # latin letter small capital i
-        "\u029f": "l",  # latin letter small capital l
-        "\u0274": "n",  # latin letter small capital n
-        "\u1d0f": "o",  # latin letter small capital o
-        "\u0280": "r",  # latin letter small capital r
-        "\u1d1b": "t",  # latin letter small capital t
-        "\u03b1": "a",  # greek small letter alpha
-        "\u03b5": "e",  # greek small letter epsilon
-        "\u03b9": "i",  # greek small letter iota
-        "\u03ba": "k",  # greek small letter kappa
-        "\u03bd": "v",  # greek small letter nu
-        "\u03bf": "o",  # greek small letter omicron
-        "\u03c1": "p",  # greek small letter rho
-        "\u03c4": "t",  # greek small letter tau
-        "\u03c5": "u",  # greek small letter upsilon
-        "\u03c7": "x",  # greek small letter chi
-        "\u2010": "-",
-        "\u2011": "-",
-        "\u2012": "-",
-        "\u2013": "-",
-        "\u2014": "-",
-        "\u2015": "-",
-        "\u2212": "-",
-        "\u3002": ".",
-        "\u2024": ".",
-        "\u00b7": ".",
-        "\u2019": "'",
-        "\u2018": "'",
-    }
-)
-
-_NON_ASCII_RUN: Final = re.compile(r"[^\x00-\x7f]+")
-# Unicode category Cf (format characters: zero-width spaces and joiners, bidi controls,
-# soft hyphen, tags). A unit test checks this list against unicodedata.
-_FORMAT_CHARACTER: Final = re.compile(
-    "[\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e\u200b-\u200f"
-    "\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb\U000110bd\U000110cd"
-    "\U00013430-\U0001343f\U0001bca0-\U0001bca3\U0001d173-\U0001d17a\U000e0001"
-    "\U000e0020-\U000e007f]"
-)
-
-# "w h a t s a p p", "g m a i l . c o m": three or more single letters, one space apart.
-_SPELLED_LETTERS: Final = re.compile(r"(?<![a-z0-9])[a-z](?: [a-z]){2,60}(?![a-z0-9])")
-
-
-def _normalise(text: str) -> _NormalisedText:
-    origin: list[int] | None
-    if text.isascii():
-        folded = text.lower()
-        origin = None
-    elif (
-        len(whole := unicodedata.normalize("NFKC", text).casefold()) == len(text)
-        and _FORMAT_CHARACTER.search(text) is None
-    ):
-        # The common case (Cyrillic prose, fullwidth digits): one character for one.
-        folded = whole.translate(_LOOKALIKES)
-        origin = None
-    else:
-        pieces: list[str] = []
-        origin = []
-        cursor = 0
-        for run in _NON_ASCII_RUN.finditer(text):
-            run_start, run_end = run.span()
-            if run_start > cursor:
-                pieces.append(text[cursor:run_start].lower())
-                origin.extend(range(cursor, run_start))
-            run_text = run.group()
-            folded_run = unicodedata.normalize("NFKC", run_text).casefold()
-            if len(folded_run) == len(run_text) and _FORMAT_CHARACTER.search(run_text) is None:
-                # The common case (Cyrillic prose, fullwidth digits): one character each.
-                pieces.append(folded_run.translate(_LOOKALIKES))
-                origin.extend(range(run_start, run_end))
-            else:
-                _normalise_per_character(text, run_start, run_end, pieces, origin)
-            cursor = run_end
-        if cursor < len(text):
-            pieces.append(text[cursor:].lower())
-            origin.extend(range(cursor, len(text)))
-        origin.append(len(text))
-        folded = "".join(pieces)
-    if _has_spelled_letters(folded) and _SPELLED_LETTERS.search(folded) is not None:
-        if origin is None:
-            origin = list(range(len(folded) + 1))
-        folded, origin = _close_up_spelled_letters(folded, origin)
-    return _NormalisedText(folded, origin)
-
-
-def _normalise_per_character(
-    text: str, start: int, end: int, pieces: list[str], origin: list[int]
-) -> None:
-    for index in range(start, end):
-        character = text[index]
-        if unicodedata.category(character) == "Cf":
+def _find_learned_invitations(
+    normalised: str, candidates: list[tuple[ContactDetailsKind, int, int]]
+) -> Iterator[tuple[ContactDetailsKind, int, int]]:
+    """Soft and foreign invitations to leave the platform, by the learned classifier."""
+    read = 0
+    flagged = sorted((start, end) for _, start, end in candidates)
+    for sentence in _SENTENCE.finditer(normalised):
+        start, end = sentence.span()
+        if end - start > _LEARNED_MAX_CHARS or len(sentence.group().split()) < 3:
             continue
-        replacement = unicodedata.normalize("NFKC", character).casefold().translate(_LOOKALIKES)
-        pieces.append(replacement)
-        origin.extend([index] * len(replacement))
+        index = bisect.bisect_left(flagged, (start, -1))
+        if (index < len(flagged) and flagged[index][0] < end) or (
+            index > 0 and flagged[index - 1][1] > start
+        ):
+            continue  # a rule already flagged this sentence
+        read += 1
+        if read > _LEARNED_MAX_SENTENCES:
+            return
+        if INVITATION_MODEL.is_invitation(sentence.group()):
+            yield "off_platform_request", start, end
 
 
-def _has_spelled_letters(folded: str) -> bool:
-    """Cheap pre-check for _SPELLED_LETTERS: three single-character words in a row."""
-    in_a_row = 0
-    for word in folded.split():
-        in_a_row = in_a_row + 1 if len(word) == 1 else 0
-        if in_a_row == 3:
-            return True
-    return False
+def _near_refusal_word(refusal_starts: list[int], start: int, end: int) -> bool:
+    """Whether a refusal's keyword starts where :func:`is_refusal` would look for it."""
+    index = bisect.bisect_left(refusal_starts, start - invitations.REFUSAL_BEFORE)
+    return index < len(refusal_starts) and refusal_starts[index] < end + invitations.REFUSAL_AFTER
 
 
-def _close_up_spelled_letters(folded: str, origin: list[int]) -> tuple[str, list[int]]:
-    pieces: list[str] = []
-    new_origin: list[int] = []
-    cursor = 0
-    for run in _SPELLED_LETTERS.finditer(folded):
-        run_start, run_end = run.span()
-        pieces.append(folded[cursor:run_start])
-        new_origin.extend(origin[cursor:run_start])
-        for index in range(run_start, run_end, 2):
-            pieces.append(folded[index])
-            new_origin.append(origin[index])
-        cursor = run_end
-    pieces.append(folded[cursor:])
-    new_origin.extend(origin[cursor:])
-    return "".join(pieces), new_origin
+def _merge_hits(hits: list[ContactDetailsHit]) -> list[ContactDetailsHit]:
+    merged = _merge_overlapping([(hit.kind, hit.start, hit.end) for hit in hits])
+    return [ContactDetailsHit(kind, start, end) for kind, start, end in merged]
 
 
 # ---------------------------------------------------------------------------------------
 # Overlaps: the UI highlights one span per region, labelled with the most specific kind.
 
 _KIND_PRIORITY: Final[dict[ContactDetailsKind, int]] = {
+    "payment": 7,
+    "meeting": 6,
     "link": 5,
     "email": 4,
     "phone": 3,
@@ -257,54 +161,20 @@ def _merge_overlapping(
 
 # ---------------------------------------------------------------------------------------
 # Windows: a full scan by the regex engine costs tens of microseconds per pattern on a 2 KB
-# message, so most patterns only run near a cheap anchor (a platform name, "@", "/").
+# message, so most patterns only run near their keywords (a platform name, "@", "/"),
+# found for all of them at once by one scan (moderation.keywords). Each finder names the
+# keywords it needs in _KEYWORDS, collected for that scan at the end of the module.
 
-
-def _windows(
-    anchors: Iterator[tuple[int, int]], text_length: int, before: int, after: int
-) -> list[tuple[int, int]]:
-    windows: list[tuple[int, int]] = []
-    for anchor_start, anchor_end in anchors:
-        low, high = max(0, anchor_start - before), min(text_length, anchor_end + after)
-        if windows and low <= windows[-1][1]:
-            windows[-1] = (windows[-1][0], max(windows[-1][1], high))
-        else:
-            windows.append((low, high))
-    return windows
-
-
-def _literal_positions(text: str, needles: tuple[str, ...]) -> Iterator[tuple[int, int]]:
-    found: list[tuple[int, int]] = []
-    for needle in needles:
-        position = text.find(needle)
-        while position >= 0:
-            found.append((position, position + len(needle)))
-            position = text.find(needle, position + 1)
-    return iter(sorted(found))
-
-
-def _word_positions(text: str, words: tuple[str, ...]) -> Iterator[tuple[int, int]]:
-    """Like :func:`_literal_positions`, for short words that hide inside longer ones."""
-    found: list[tuple[int, int]] = []
-    for word in words:
-        position = text.find(word)
-        while position >= 0:
-            end = position + len(word)
-            if (position == 0 or not text[position - 1].isalnum()) and (
-                end == len(text) or not text[end].isalnum()
-            ):
-                found.append((position, end))
-            position = text.find(word, position + 1)
-    return iter(sorted(found))
+_KEYWORDS: Final[dict[str, Keywords]] = {}
 
 
 @dataclass(frozen=True, slots=True)
 class _AnchoredPattern:
-    """A pattern run only near its anchors: literal strings every match contains."""
+    """A pattern run only near its keywords: literal strings every match contains."""
 
-    anchors: tuple[str, ...]
+    name: str
     pattern: re.Pattern[str]
-    # How far before an anchor a match may start, and how far after it the match (and any
+    # How far before a keyword a match may start, and how far after it the match (and any
     # lookahead that must see the next word) may reach.
     before: int
     after: int
@@ -312,9 +182,11 @@ class _AnchoredPattern:
     needs: tuple[str, ...] = ()
 
 
-def _anchored_matches(normalised: str, anchored: _AnchoredPattern) -> Iterator[re.Match[str]]:
-    anchors = _literal_positions(normalised, anchored.anchors)
-    for low, high in _windows(anchors, len(normalised), anchored.before, anchored.after):
+def _anchored_matches(
+    normalised: str, anchored: _AnchoredPattern, found: Mapping[str, list[Span]]
+) -> Iterator[re.Match[str]]:
+    spans = found.get(anchored.name, ())
+    for low, high in windows(spans, len(normalised), anchored.before, anchored.after):
         if anchored.needs:
             window = normalised[low:high]
             if not any(word in window for word in anchored.needs):
@@ -380,6 +252,7 @@ _PHONE_UNIT_UNNAMED: Final = re.sub(r"\(\?P<\w+>", "(?:", _PHONE_UNIT.pattern)
 # No "_": digits joined by it are file names and identifiers ("IMG_20240612_143055").
 _PHONE_SEPARATOR: Final = r"[ \t\-.()\[\],*~]{1,4}"
 _DIGITS: Final = re.compile(r"[0-9]+")
+_WORD_TAIL: Final = re.compile(r"[a-z0-9_]+")
 _DIGITS_REMOVED: Final = str.maketrans("", "", "0123456789")
 _DIGITS_AND_SEPARATORS_REMOVED: Final = str.maketrans("", "", "0123456789 \t-.()[],*~")
 # Units and separators share no character, so a run never backtracks more than one unit.
@@ -388,7 +261,7 @@ _PHONE_RUN: Final = re.compile(
 )
 _PHONE_MIN_DIGITS: Final = 7
 _PHONE_MAX_DIGITS: Final = 15  # E.164
-_PHONE_PLAIN_MIN_DIGITS: Final = 10
+_PHONE_PLAIN_MIN_DIGITS: Final = 9
 _PHONE_CONTEXT_CHARS: Final = 40
 
 # Written before a number that is NOT a phone number: identifiers of all sorts.
@@ -396,7 +269,9 @@ _PHONE_NEGATIVE_CONTEXT: Final = re.compile(
     r"(?:\b(?:order|orders|invoice|inv|isbn|issn|ean|upc|gtin|sku|asin|ticket|tracking|track"
     r"|ref|reference|serial|card|iban|account|acct|routing|swift|bic|po|batch|lot|build"
     r"|version|ver|model|part|item|receipt|transaction|txn|booking|confirmation|pnr|vat|tax"
-    r"|ein|ssn|id|property|patent|doi|code|pin|zip|postcode|row|rows|license|licence|key)"
+    r"|ein|ssn|id|property|patent|doi|code|pin|zip|postcode|row|rows|license|licence|key"
+    r"|pedido|bestell\w*|commande|facture|rechnung|factura|fatura|auftrag|case|p/n|pn|ean"
+    r"|lotto|lottery|draw|picks|pages?|chapters?|scenes?|slides?|ids|crc\w*|mask|hex|binary)"
     r"(?: ?(?:numbers?|nos?\.?|num|nr|#|ids?|codes?))?"
     r"|#)[ :.#-]*"
 )
@@ -404,7 +279,13 @@ _PHONE_NEGATIVE_CONTEXT: Final = re.compile(
 _PHONE_CUE: Final = re.compile(
     r"\b(?:phone|ph|mobile|mob|cell|cellphone|tel|telephone|number|numbers|num|no\.|nr"
     r"|digits|call|ring|text|sms|whats ?app|wa|viber|signal|telegram|tg|contact|reach|dial"
-    r"|landline|line|hotline|fax|me at|me on|i am on|i'm on|mine)\b"
+    r"|landline|line|hotline|fax|me at|me on|i am on|i'm on|mine"
+    # Spanish, Portuguese, French, German, Italian, Hindi/Urdu, Arabic, Persian, Hindi,
+    # Chinese, Korean, Japanese
+    r"|número|numero|teléfono|telefono|telefone|téléphone|tél|celular|cel|móvil|movil"
+    r"|portable|handy|handynummer|nummer|rufnummer|llámame|llamame|llama|ligar|liga"
+    r"|appelle|ruf|chiamami|mobile number|contato|contacto|rabta|zap|whats"
+    r"|رقم|رقمي|هاتفي|جوالي|شماره|شمارم|تلفن|नंबर|मोबाइल|फ़ोन|电话|手机|手机号|号码|번호|電話)\b"
 )
 _CURRENCY_BEFORE: Final = re.compile(r"(?:[$€£¥₹₽]|\b(?:usd|eur|gbp|rs\.?|inr|rub))\s?$")
 _QUANTITY_AFTER: Final = re.compile(
@@ -433,16 +314,22 @@ class _DigitRun:
         return "".join(self.groups)
 
 
-def _digit_runs(normalised: str) -> Iterator[_DigitRun]:
+_KEYWORDS["phone.words"] = Keywords(word_starts=("double", "triple"), words=tuple(_DIGIT_WORDS))
+
+
+def _digit_runs(normalised: str, found: Mapping[str, list[Span]]) -> Iterator[_DigitRun]:
+    length = len(normalised)
     if _DIGITS.search(normalised) is not None:
-        # Measured: with digits about, one scan beats collecting anchors in Python.
-        windows = [(0, len(normalised))]
+        # Measured: with digits about, one scan beats windows around each group.
+        units: list[Span] = [(0, length)]
     else:
         # Only spelled digits: every unit is a digit word and units in a run are at most a
         # separator apart, so windows around the words, merged, hold whole runs.
-        words = _word_positions(normalised, tuple(_DIGIT_WORDS))
-        windows = _windows(words, len(normalised), before=8, after=6)
-    for low, high in windows:
+        units = found.get("phone.words", [])
+    for low, window_end in windows(units, length, before=8, after=6):
+        # A window never ends inside a word: cut there, "threesignal" would read "three".
+        word_end = _WORD_TAIL.match(normalised, window_end)
+        high = window_end if word_end is None else word_end.end()
         for candidate in _PHONE_RUN.finditer(normalised, low, high):
             # Seven digits need at least seven characters; most numbers stop here.
             if candidate.end() - candidate.start() < _PHONE_MIN_DIGITS:
@@ -473,8 +360,12 @@ def _parse_digit_run(normalised: str, start: int, end: int) -> _DigitRun:
     return run
 
 
-def _find_phones(normalised: str) -> Iterator[tuple[ContactDetailsKind, int, int]]:
-    for run in _digit_runs(normalised):
+def _find_phones(
+    mapping: NormalisedText, found: Mapping[str, list[Span]]
+) -> Iterator[tuple[ContactDetailsKind, int, int]]:
+    normalised = mapping.text
+    for run in _digit_runs(normalised, found):
+        run.spelled_digits += mapping.spelled_within(run.start, run.end)
         if _is_phone_number(normalised, run):
             start = run.start
             while start > 0 and normalised[start - 1] in "+(" and run.start - start < 2:
@@ -501,8 +392,9 @@ def _is_phone_number(normalised: str, run: _DigitRun) -> bool:
     if negative_end >= 0 and negative_end >= cue_end:
         return False
     international = before.endswith(("+", "+(", "+ "))
-    explicitly_a_phone = cue_end >= 0 or international or _PHONE_CUE.match(after.lstrip(" -,"))
-    if explicitly_a_phone:
+    if international and is_valid_phone_number(run.digits, international=True):
+        return True
+    if cue_end >= 0 or _PHONE_CUE.match(after.lstrip(" -,")):
         return True
 
     looks_like_something_else = (
@@ -516,7 +408,11 @@ def _is_phone_number(normalised: str, run: _DigitRun) -> bool:
     disguised = run.spelled_digits >= 3 or run.letter_o_for_zero
     if disguised:
         return True
-    return digit_count >= _PHONE_PLAIN_MIN_DIGITS
+    # No cue and no disguise: only a number some country assigns, by libphonenumber's
+    # metadata, with enough digits that a short reference does not pass for one.
+    return digit_count >= _PHONE_PLAIN_MIN_DIGITS and is_valid_phone_number(
+        run.digits, international=False
+    )
 
 
 def _is_monotonic_list(groups: list[str]) -> bool:
@@ -591,19 +487,26 @@ _AT_ANCHORS: Final = ("@", " at ", "(at", "[at", "{at", "<at", "(@", "[@", "{@",
 _PROVIDER_NAMES: Final = ("gmail", "hotmail", "yahoo", "outlook", "icloud", "proton")
 
 
-def _find_emails(normalised: str) -> Iterator[tuple[ContactDetailsKind, int, int]]:
+_KEYWORDS["email.at_sign"] = Keywords(anywhere=("@",))
+_KEYWORDS["email.at"] = Keywords(anywhere=_AT_ANCHORS)
+_KEYWORDS["email.provider"] = Keywords(anywhere=_PROVIDER_NAMES)
+
+
+def _find_emails(
+    normalised: str, found: Mapping[str, list[Span]]
+) -> Iterator[tuple[ContactDetailsKind, int, int]]:
     length = len(normalised)
-    at_signs = _literal_positions(normalised, ("@",))
-    for low, high in _windows(at_signs, length, before=_EMAIL_LOCAL_MAX + 1, after=260):
+    at_signs = found.get("email.at_sign", ())
+    for low, high in windows(at_signs, length, before=_EMAIL_LOCAL_MAX + 1, after=260):
         for plain in _EMAIL_PLAIN.finditer(normalised, low, high):
             yield "email", plain.start(), plain.end()
-    anchors = (
+    anchors = [
         (start, end)
-        for start, end in _literal_positions(normalised, _AT_ANCHORS)
+        for start, end in found.get("email.at", ())
         if normalised[start] != " " or _DOMAIN_AFTER_AT_WORD.match(normalised, end) is not None
-    )
+    ]
     # Before: a local part of up to four pieces joined by " dot "; after: the domain.
-    for low, high in _windows(anchors, length, before=100, after=120):
+    for low, high in windows(anchors, length, before=100, after=120):
         position = low
         while (match := _EMAIL_DISGUISED.search(normalised, position, high)) is not None:
             if _is_disguised_email(normalised, match):
@@ -613,8 +516,10 @@ def _find_emails(normalised: str) -> Iterator[tuple[ContactDetailsKind, int, int
                 # "me at sam.porter at gmail": the rejected candidate's domain may be the
                 # next candidate's local part, so resume inside it rather than after it.
                 position = match.start("domain")
-    if any(provider in normalised for provider in _PROVIDER_NAMES):
-        for match in _PROVIDER_HANDLE.finditer(normalised):
+    # "my personal gmail id: x.y", "outlook: ..." ("proton mail" holds "proton").
+    providers = found.get("email.provider", ())
+    for low, high in windows(providers, length, before=10, after=120):
+        for match in _PROVIDER_HANDLE.finditer(normalised, low, high):
             yield "email", match.start(), match.end()
 
 
@@ -738,7 +643,8 @@ _MY_SITE: Final = re.compile(
 )
 
 
-_MY_SITE_WORDS: Final = ("site", "portfolio", "homepage", "blog")
+# Every spelling _MY_SITE accepts holds one of these ("website", "portfolio site").
+_MY_SITE_WORDS: Final = ("site", "homepage", "blog")
 _URL_SCHEMES: Final = (
     "mailto:", "tel:", "sms:", "callto:", "facetime:", "facetime-audio:", "skype:", "zoommtg:",
     "msteams:", "whatsapp://", "tg://", "viber://", "signal://", "discord://", "fb-messenger://",
@@ -748,16 +654,23 @@ _URL_TAIL: Final = re.compile(r"[^\s<>\"']{0,200}")
 _LINK_HOST_MAX: Final = 90
 
 
-def _find_links(normalised: str) -> Iterator[tuple[ContactDetailsKind, int, int]]:
+_KEYWORDS["link.scheme"] = Keywords(anywhere=_URL_SCHEMES)
+_KEYWORDS["link.slash"] = Keywords(anywhere=("/", "slash"))
+_KEYWORDS["link.my_site"] = Keywords(anywhere=_MY_SITE_WORDS)
+
+
+def _find_links(
+    normalised: str, found: Mapping[str, list[Span]]
+) -> Iterator[tuple[ContactDetailsKind, int, int]]:
     length = len(normalised)
-    for start, _ in _literal_positions(normalised, _URL_SCHEMES):
+    for start, _ in found.get("link.scheme", ()):
         if (match := _URL_SCHEME_CONTACT.match(normalised, start)) is not None:
             yield "link", start, _trim_trailing_punctuation(normalised, match)
     # Domains need a path, so every contact link has a slash just after its host. Host
     # patterns run only between a slash and the host length before it; the path is read
     # afterwards, so no scan runs on through the rest of the message.
-    slashes = _literal_positions(normalised, ("/", "slash"))
-    for low, high in _windows(slashes, length, before=_LINK_HOST_MAX, after=10):
+    slashes = found.get("link.slash", ())
+    for low, high in windows(slashes, length, before=_LINK_HOST_MAX, after=10):
         for match in _CONTACT_DOMAIN_HOST.finditer(normalised, low, high):
             if (path := _LINK_PATH_RE.match(normalised, match.end())) is not None:
                 yield "link", match.start(), _trim_trailing_punctuation(normalised, path)
@@ -769,8 +682,9 @@ def _find_links(normalised: str) -> Iterator[tuple[ContactDetailsKind, int, int]
             surroundings = normalised[max(0, match.start() - 40) : end + 40]
             if _SOMEONE_ELSES_SITE.search(surroundings) is None:
                 yield "link", match.start(), end
-    if "my " in normalised and any(word in normalised for word in _MY_SITE_WORDS):
-        for match in _MY_SITE.finditer(normalised):
+    # From "my own web" before the site word to a domain of four labels after it.
+    for low, high in windows(found.get("link.my_site", ()), length, before=15, after=300):
+        for match in _MY_SITE.finditer(normalised, low, high):
             yield "link", match.start(), match.end()
 
 
@@ -933,15 +847,16 @@ _PLATFORM_SHORT_WORDS_ALSO: Final = ("inbox",)
 _PLATFORM_NAME: Final = re.compile(rf"\b{_PLATFORM}\b")
 
 
-def _find_messengers(normalised: str) -> Iterator[tuple[ContactDetailsKind, int, int]]:
-    anchors = sorted(
-        [
-            *_literal_positions(normalised, _PLATFORM_ANCHORS),
-            *_word_positions(normalised, _PLATFORM_SHORT_WORDS + _PLATFORM_SHORT_WORDS_ALSO),
-        ]
-    )
+_KEYWORDS["messenger.platform"] = Keywords(
+    anywhere=_PLATFORM_ANCHORS, words=_PLATFORM_SHORT_WORDS + _PLATFORM_SHORT_WORDS_ALSO
+)
+
+
+def _find_messengers(
+    normalised: str, found: Mapping[str, list[Span]]
+) -> Iterator[tuple[ContactDetailsKind, int, int]]:
     mentions: list[tuple[int, int]] = []
-    for anchor_start, anchor_end in anchors:
+    for anchor_start, anchor_end in found.get("messenger.platform", ()):
         name = _PLATFORM_NAME.search(normalised, max(0, anchor_start - 6), anchor_end + 12)
         # "WhatsApp integration" names the work, and invitations never use it that way,
         # so such a mention needs no window at all.
@@ -949,7 +864,7 @@ def _find_messengers(normalised: str) -> Iterator[tuple[ContactDetailsKind, int,
             mentions.append((anchor_start, anchor_end))
     # Wide enough for "let's <25 chars> talk <20 chars> on whatsapp" before the name and a
     # handle (and the word that says it is a project topic) after it.
-    for low, high in _windows(iter(mentions), len(normalised), before=85, after=60):
+    for low, high in windows(mentions, len(normalised), before=85, after=60):
         window = normalised[low:high]
         for needed, pattern in _MESSENGER_PATTERNS:
             if not any(word in window for word in needed):
@@ -991,7 +906,9 @@ _CONTACT_NOUN_ANCHORS_ALSO: Final = ("whats", "skype", "telegram")
 def _anchored(
     anchors: tuple[str, ...], before: int, after: int, pattern: str, needs: tuple[str, ...] = ()
 ) -> _AnchoredPattern:
-    return _AnchoredPattern(anchors, re.compile(pattern), before, after, needs)
+    name = f"off_platform.{len(_KEYWORDS)}"
+    _KEYWORDS[name] = Keywords(anywhere=anchors)
+    return _AnchoredPattern(name, re.compile(pattern), before, after, needs)
 
 
 _OFF_PLATFORM_REQUESTS: Final = (
@@ -1145,18 +1062,18 @@ _NOT_A_NAME: Final = frozenset((
 
 
 def _find_off_platform_requests(
-    normalised: str, original: str, mapping: _NormalisedText
+    normalised: str, original: str, mapping: NormalisedText, found: Mapping[str, list[Span]]
 ) -> Iterator[tuple[ContactDetailsKind, int, int]]:
     for anchored in _OFF_PLATFORM_REQUESTS:
-        for match in _anchored_matches(normalised, anchored):
+        for match in _anchored_matches(normalised, anchored, found):
             yield "off_platform_request", match.start(), match.end()
-    for match in _anchored_matches(normalised, _DIRECT_CONTACT_VERB):
+    for match in _anchored_matches(normalised, _DIRECT_CONTACT_VERB, found):
         if _is_direct_contact_request(normalised, original, mapping, match):
             yield "off_platform_request", match.start(), match.end()
 
 
 def _is_direct_contact_request(
-    normalised: str, original: str, mapping: _NormalisedText, match: re.Match[str]
+    normalised: str, original: str, mapping: NormalisedText, match: re.Match[str]
 ) -> bool:
     start, end = match.span()
     before = normalised[max(0, start - 40) : start]
@@ -1179,3 +1096,16 @@ def _is_direct_contact_request(
             if following[:1].isupper() and not following.isupper():
                 return False
     return True
+
+
+# ---------------------------------------------------------------------------------------
+# One pass over the message finds where each rule is worth running.
+
+_KEYWORD_SCAN: Final = KeywordScan(
+    {
+        **_KEYWORDS,
+        **invitations.KEYWORDS,
+        **payments.KEYWORDS,
+        "refusal": invitations.REFUSAL_KEYWORDS,
+    }
+)

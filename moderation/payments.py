@@ -1,0 +1,180 @@
+"""Payment outside the platform: bank accounts, wallets and payment services.
+
+IBANs are checked with python-stdnum (country length and the ISO 7064 mod 97 checksum);
+Bitcoin addresses by their Base58Check or Bech32 checksum; Ethereum and Tron addresses
+by their format, and a Tron address without the crypto word next to it also by its
+checksum. Payment services count with a request to pay through them, never as a topic
+("integrate PayPal checkout").
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterator, Mapping
+from typing import Final
+
+from stdnum import iban
+
+from moderation.keywords import Keywords, Span, windows
+
+_IBAN_CANDIDATE: Final = re.compile(
+    r"(?<![a-z0-9])[a-z]{2}[0-9]{2}(?: ?[a-z0-9]{4}){2,7}(?: ?[a-z0-9]{1,4})?(?![a-z0-9])"
+)
+_BASE58: Final = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
+_BASE58_ADDRESS: Final = re.compile(
+    r"(?<![A-Za-z0-9])[13T][1-9A-HJ-NP-Za-km-z]{25,34}(?![A-Za-z0-9])"
+)
+_BECH32_ADDRESS: Final = re.compile(r"(?<![a-z0-9])bc1[ac-hj-np-z02-9]{11,71}(?![a-z0-9])")
+_ETHEREUM_ADDRESS: Final = re.compile(r"(?<![A-Za-z0-9])0x[0-9a-fA-F]{40}(?![A-Za-z0-9])")
+
+# Services people move a payment to. "wise" and "pix" are words too, so they need a
+# payment word near them (see _SERVICE_REQUEST).
+_SERVICES: Final = (
+    r"(?:pay ?pal|paypal\.me|payoneer|venmo|zelle|cash ?app|skrill|neteller|revolut|wise"
+    r"|transferwise|western union|moneygram|bizum|pix|upi|paytm|phonepe|google ?pay|gpay"
+    r"|easypaisa|jazzcash|m-?pesa|alipay|wechat ?pay|mercado ?pago|nequi|daviplata"
+    r"|interac|e-?transfer|sepa|swift|bank transfer|wire transfer|crypto|usdt|bitcoin|btc)"
+)
+_PAY_WORDS: Final = (
+    r"(?:pay|paid|paying|payment|send|sent|transfer|wire|invoice|deposit|money|accept|take"
+    r"|pague|págame|pagame|paga|pagar|pago|pagamento|paie|payer|régler|regler|paiement"
+    r"|zahl|zahle|zahlen|bezahl\w*|überweis\w*|uberweis\w*|kar do|bhej|bhejo|faz|fazer|manda"
+    r"|transfiere|transfiéreme|transfiereme|virement|chave|account|conta|cuenta|konto|compte)"
+)
+# A payment service named as the work itself.
+_SERVICE_AS_TOPIC: Final = re.compile(
+    r" ?(?:checkout|button|buttons|integration|integrations|api|sdk|gateway|plugin|option"
+    r"|options|donate|subscription|subscriptions|webhook|webhooks|sandbox|ipn|express|plus"
+    r"|support|account setup|setup)\b"
+)
+_SERVICE_TOPIC_BEFORE: Final = re.compile(
+    r"\b(?:integrate|integrating|integration of|set ?up|setup|add|adding|implement|connect"
+    r"|stripe and|stripe or|support for|accept payments (?:via|with))\b[^.!?\n]{0,25}$"
+)
+_SERVICE_REQUEST: Final = re.compile(
+    rf"\b{_PAY_WORDS}\b[^.!?\n]{{0,40}}?\b{_SERVICES}\b|\b{_SERVICES}\b[^.!?\n]{{0,40}}?\b{_PAY_WORDS}\b"
+    rf"|\b{_SERVICES} ?(?:me|him|her)\b"
+    r"|\b(?:pay ?pal|venmo|zelle|cash ?app|revolut|skrill|payoneer|paytm|upi|pix)"
+    r"\b[ :=-]{0,3}(?:@|\$|[a-z0-9._-]+@|\+?[0-9])"
+    r"|\bpay ?pal (?:friends|f&f|ff)\b|\bfriends (?:and|&) family\b"
+    r"|\b(?:chave|key) pix\b|\bpix\b[^.!?\n]{0,20}\b(?:cpf|cnpj|chave)\b"
+)
+_UPI_ID: Final = re.compile(
+    r"(?<![a-z0-9._-])[a-z0-9._-]{2,40}@(?:ok(?:axis|sbi|hdfcbank|icici)|ybl|ibl|axl|paytm|upi"
+    r"|apl|yapl|ptyes|ptsbi|pthdfc|waicici|icici|sbi|hdfcbank|axisbank|kotak|barodampay)\b"
+)
+# The keywords of the detector's one scan of the message (see moderation.keywords).
+KEYWORDS: Final = {
+    # Every service request names a service (or "friends and family").
+    "payment.service": Keywords(
+        anywhere=(
+            "paypal", "pay pal", "payoneer", "venmo", "zelle", "cashapp", "cash app", "skrill",
+            "neteller", "revolut", "wise", "western union", "moneygram", "bizum", "pix", "upi",
+            "paytm", "phonepe", "googlepay", "google pay", "gpay", "easypaisa", "jazzcash",
+            "m-pesa", "mpesa", "alipay", "wechatpay", "wechat pay", "mercadopago",
+            "mercado pago", "nequi", "daviplata", "interac", "transfer", "sepa", "swift",
+            "crypto", "usdt", "bitcoin", "btc", "friends",
+        )
+    ),
+    "payment.crypto": Keywords(
+        words=(
+            "btc", "bitcoin", "eth", "ether", "ethereum", "usdt", "usdc", "tether", "trc20",
+            "trc-20", "erc20", "erc-20", "bep20", "bep-20", "wallet", "crypto", "binance",
+            "tron", "trx", "sol", "solana", "ltc", "litecoin",
+        )
+    ),
+}  # fmt: skip
+# How far a service request reaches before and after the service's name.
+_SERVICE_BEFORE: Final = 60
+_SERVICE_AFTER: Final = 100
+_DIGIT_RUN: Final = re.compile(r"[0-9]{2,}")
+
+
+def find_payments(
+    normalised: str, original: str, keywords_found: Mapping[str, list[Span]]
+) -> Iterator[tuple[int, int, bool]]:
+    """Payment details and requests: (start, end, in_original) spans.
+
+    IBANs, UPI ids and service requests are found in the normalised text; wallet
+    addresses, whose letter case carries their checksum, in the original.
+    ``keywords_found`` is the scan of :data:`KEYWORDS` over ``normalised``.
+    """
+    # An IBAN starts with its country's two letters and the two check digits: only where
+    # a digit group starts right after two letters is one tried.
+    iban_end = 0
+    for digits in _DIGIT_RUN.finditer(normalised):
+        start = digits.start() - 2
+        if start < iban_end or not normalised[max(0, start) : start + 2].isalpha():
+            continue
+        if (match := _IBAN_CANDIDATE.match(normalised, start)) is not None:
+            iban_end = match.end()
+            if iban.is_valid(match.group().replace(" ", "").upper()):
+                yield match.start(), match.end(), False
+    if "@" in normalised:
+        for match in _UPI_ID.finditer(normalised):
+            yield match.start(), match.end(), False
+    services = keywords_found.get("payment.service", ())
+    for low, high in windows(services, len(normalised), _SERVICE_BEFORE, _SERVICE_AFTER):
+        for match in _SERVICE_REQUEST.finditer(normalised, low, high):
+            if not _names_service_as_topic(normalised, match):
+                yield match.start(), match.end(), False
+    crypto_context = bool(keywords_found.get("payment.crypto"))
+    for match in _BASE58_ADDRESS.finditer(original):
+        if _base58check_valid(match.group()) or crypto_context:
+            yield match.start(), match.end(), True
+    lowered = original.lower()
+    if "bc1" in lowered:
+        for match in _BECH32_ADDRESS.finditer(lowered):
+            if _bech32_valid(match.group()):
+                yield match.start(), match.end(), True
+    if "0x" in original:
+        for match in _ETHEREUM_ADDRESS.finditer(original):
+            yield match.start(), match.end(), True
+
+
+def _names_service_as_topic(normalised: str, match: re.Match[str]) -> bool:
+    before = normalised[max(0, match.start() - 40) : match.start()]
+    if _SERVICE_TOPIC_BEFORE.search(before + " ") is not None:
+        return True
+    window = normalised[match.start() : match.end() + 30]
+    service = re.search(_SERVICES, window)
+    return service is not None and _SERVICE_AS_TOPIC.match(window, service.end()) is not None
+
+
+def _base58check_valid(address: str) -> bool:
+    value = 0
+    for character in address:
+        index = _BASE58.find(character)
+        if index < 0:
+            return False
+        value = value * 58 + index
+    leading_zeros = len(address) - len(address.lstrip("1"))
+    raw = b"\x00" * leading_zeros + value.to_bytes((value.bit_length() + 7) // 8, "big")
+    if len(raw) != 25:
+        return False
+    payload, checksum = raw[:-4], raw[-4:]
+    return hashlib.sha256(hashlib.sha256(payload).digest()).digest()[:4] == checksum
+
+
+_BECH32_CHARSET: Final = "qpzry9x8gf2tvdw0s3jn54khce6mua7l"
+_BECH32_GENERATOR: Final = (0x3B6A57B2, 0x26508E6D, 0x1EA119FA, 0x3D4233DD, 0x2A1462B3)
+
+
+def _bech32_valid(address: str) -> bool:
+    """BIP 173 (bech32) and BIP 350 (bech32m) checksums."""
+    human, _, data_part = address.rpartition("1")
+    if not human or len(data_part) < 6:
+        return False
+    data = [_BECH32_CHARSET.find(character) for character in data_part]
+    if min(data) < 0:
+        return False
+    values = [ord(c) >> 5 for c in human] + [0] + [ord(c) & 31 for c in human] + data
+    checksum = 1
+    for value in values:
+        top = checksum >> 25
+        checksum = (checksum & 0x1FFFFFF) << 5 ^ value
+        for bit, generator in enumerate(_BECH32_GENERATOR):
+            if (top >> bit) & 1:
+                checksum ^= generator
+    return checksum in (1, 0x2BC830A3)
