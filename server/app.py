@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from server import health, join_page, pages
-from server.api import admin, inbox, integration, review
+from server.api import admin, ice_servers, inbox, integration, review
 from server.api import calls as calls_api
 from server.api.openapi import Handler, install_openapi
 from server.appkeys import (
@@ -128,8 +128,12 @@ async def media_ctx(app: web.Application) -> AsyncIterator[None]:
     space = StagingSpace(settings.recording_staging_dir, settings.staging_min_free_bytes)
     host: MediaHost
     if settings.resolved_media_workers == 0:
-        aiortc_patches.limit_ice_host_addresses(addresses)
-        aiortc_patches.set_udp_receive_buffer(settings.media_udp_receive_buffer_bytes)
+        aiortc_patches.configure_media_sockets(
+            addresses,
+            udp_receive_buffer_bytes=settings.media_udp_receive_buffer_bytes,
+            port_range=settings.media_port_range,
+            announced=settings.announced_address_map,
+        )
         staging = StagingRecorders(
             settings.recording_staging_dir, budget_bytes=settings.resolved_staging_bytes_per_call
         )
@@ -147,6 +151,8 @@ async def media_ctx(app: web.Application) -> AsyncIterator[None]:
             staging=settings.recording_staging_dir,
             ice_host_addresses=addresses,
             udp_receive_buffer_bytes=settings.media_udp_receive_buffer_bytes,
+            port_range=settings.media_port_range,
+            announced_addresses=settings.announced_address_map,
             log_format=settings.log_format,
             node_name=settings.resolved_node_name,
             max_leg_bitrate_bps=settings.max_leg_bitrate_kbps * 1000,
@@ -164,7 +170,7 @@ async def media_ctx(app: web.Application) -> AsyncIterator[None]:
     finally:
         await host.aclose()
         if settings.resolved_media_workers == 0:
-            aiortc_patches.limit_ice_host_addresses(None)
+            aiortc_patches.reset_media_sockets()
 
 
 async def _check_media(host: MediaHost) -> None:
@@ -236,6 +242,7 @@ def create_app(settings: Settings) -> web.Application:
     review.add_routes(app)
     admin.add_routes(app)
     calls_api.add_routes(app)
+    ice_servers.add_routes(app)
     join_page.add_routes(app)
     pages.add_routes(app)
     install_openapi(app)

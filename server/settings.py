@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from ipaddress import ip_address
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
@@ -33,6 +34,18 @@ class Settings(BaseSettings):
     # Comma-separated addresses the media ports offer as ICE host candidates; empty means
     # every interface. Loopback by default, like INBOXCALL_HOST.
     ice_host_addresses: str = "127.0.0.1"
+    # Comma-separated public addresses announced in place of the host addresses, one per
+    # host address in the same order (a 1:1 NAT: bind the private one, announce this).
+    # Empty: announce the bound addresses.
+    ice_announced_addresses: str = ""
+    # The UDP ports media sockets bind (both or neither), split between the workers.
+    media_port_min: int | None = Field(default=None, ge=1, le=65535)
+    media_port_max: int | None = Field(default=None, ge=1, le=65535)
+    # TURN for browsers (DESIGN.md section 8, "TURN"): comma-separated turn:/turns: URLs,
+    # coturn's static-auth-secret, and the lifetime of the credentials minted from it.
+    turn_urls: str = ""
+    turn_secret: SecretStr = SecretStr("")
+    turn_credential_ttl_seconds: int = Field(default=3600, ge=60, le=7 * 86400)
     demo: bool = False
 
     # unset: one node, in-process bus. Set (redis://host:port/db): join the cluster.
@@ -142,10 +155,70 @@ class Settings(BaseSettings):
                 f"INBOXCALL_METRICS_PORT ({self.metrics_port}) must differ from INBOXCALL_PORT:"
                 " metrics are never served on the public port"
             )
+        self._check_media_network()
+        if self.turn_url_list and not self.turn_secret.get_secret_value():
+            raise ValueError("INBOXCALL_TURN_SECRET is required with INBOXCALL_TURN_URLS")
+        for url in self.turn_url_list:
+            if not url.startswith(("turn:", "turns:")):
+                raise ValueError(f"INBOXCALL_TURN_URLS: {url!r} is not a turn: or turns: URL")
         if self.webhook_url and not self.webhook_secret.get_secret_value():
             # Unsigned events could be forged by anyone who can reach the host's endpoint.
             raise ValueError("INBOXCALL_WEBHOOK_SECRET is required with INBOXCALL_WEBHOOK_URL")
         return self
+
+    def _check_media_network(self) -> None:
+        if (self.media_port_min is None) != (self.media_port_max is None):
+            raise ValueError(
+                "set both INBOXCALL_MEDIA_PORT_MIN and INBOXCALL_MEDIA_PORT_MAX, or neither"
+            )
+        if self.media_port_range is not None:
+            low, high = self.media_port_range
+            if low > high:
+                raise ValueError("INBOXCALL_MEDIA_PORT_MIN is above INBOXCALL_MEDIA_PORT_MAX")
+            # Each worker gets its own slice of the range (server/media/worker_pool.py).
+            slices = max(1, self.resolved_media_workers)
+            if high - low + 1 < slices:
+                raise ValueError(
+                    f"INBOXCALL_MEDIA_PORT_MIN..MAX ({low}-{high}) must hold at least one port"
+                    f" per media worker ({slices})"
+                )
+        announced = self.ice_announced_address_list
+        if announced:
+            hosts = self.ice_host_address_list
+            if len(announced) != len(hosts):
+                raise ValueError(
+                    "INBOXCALL_ICE_ANNOUNCED_ADDRESSES needs one address per"
+                    f" INBOXCALL_ICE_HOST_ADDRESSES address ({len(hosts)}), in the same order"
+                )
+            for bound, public in zip(hosts, announced, strict=True):
+                try:
+                    same = ip_address(bound).version == ip_address(public).version
+                except ValueError:
+                    raise ValueError(
+                        f"ICE addresses must be IP addresses: {bound!r} / {public!r}"
+                    ) from None
+                if not same:
+                    raise ValueError(f"{public} is announced for {bound}: not the same IP version")
+
+    @property
+    def media_port_range(self) -> tuple[int, int] | None:
+        if self.media_port_min is None or self.media_port_max is None:
+            return None
+        return (self.media_port_min, self.media_port_max)
+
+    @property
+    def ice_announced_address_list(self) -> list[str]:
+        return [a.strip() for a in self.ice_announced_addresses.split(",") if a.strip()]
+
+    @property
+    def announced_address_map(self) -> dict[str, str]:
+        """Bound address -> the address announced for it (empty: announce what is bound)."""
+        announced = self.ice_announced_address_list
+        return dict(zip(self.ice_host_address_list, announced, strict=True)) if announced else {}
+
+    @property
+    def turn_url_list(self) -> list[str]:
+        return [u.strip() for u in self.turn_urls.split(",") if u.strip()]
 
     @property
     def resolved_database_url(self) -> str:

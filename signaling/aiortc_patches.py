@@ -80,17 +80,30 @@ Why each patch exists, and when it can go:
     datagrams at a leg's port kept the loop busy for most of a second (about 15 us
     each), and the leg's real packets waited behind them in the same socket. Dropped
     here, junk costs about a microsecond. Can go when aioice filters by pair address.
+  - ``aioice.ice.Connection.get_component_candidates`` binds host candidates inside
+    ``use_media_ports``' UDP port range and announces ``announce_ice_addresses``'
+    public address in place of the bound one (a 1:1 NAT in a cloud), so a media node
+    can be firewalled to one range and reached through an address no local interface
+    has. aioice 0.13 binds port 0 on each address and announces what it bound. A full
+    range refuses the leg (``MediaNegotiationError`` ``media_ports_exhausted``) instead
+    of answering without candidates. Only the host part is ours: STUN and TURN
+    gathering (unused by the server) still run aioice's own code. Can go when aioice
+    takes a port range and a 1:1 NAT mapping (as pion's ``SetNAT1To1IPs``/
+    ``SetEphemeralUDPPortRange`` do).
 """
 
 from __future__ import annotations
 
+import asyncio
+import errno
 import functools
 import ipaddress
 import logging
 import queue
+import socket
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from fractions import Fraction
 from typing import Any, Final, Literal
 
@@ -99,11 +112,14 @@ import aioice.ice
 import aioice.mdns
 import aioice.turn
 import aiortc
+from aioice.candidate import Candidate, candidate_foundation, candidate_priority
 from aiortc.codecs.h264 import H264Encoder
 from aiortc.codecs.vpx import Vp8Encoder
 from aiortc.mediastreams import convert_timebase
 from packaging.specifiers import SpecifierSet
 from packaging.version import InvalidVersion, Version
+
+from signaling.media_errors import MediaNegotiationError
 
 logger = logging.getLogger(__name__)
 
@@ -124,6 +140,9 @@ RECEIVER_BITRATE_ESTIMATOR_ATTR: Final = "_RTCRtpReceiver__remote_bitrate_estima
 # a browser re-plans its encoder on each one.
 CAP_REPORT_CHANGE: Final = 0.1
 CAP_REPORT_MIN_INTERVAL_MS: Final = 200
+
+MEDIA_PORTS_EXHAUSTED: Final = "media_ports_exhausted"
+"""The ``MediaNegotiationError`` code of a leg refused because every port is taken."""
 
 OnEncodedFrame = Callable[[str, int, bytes, int], None]
 """(codec name, clock rate, frame data, unwrapped RTP timestamp), called on the loop."""
@@ -174,6 +193,12 @@ class _PatchState:
     original_pair_remote_candidate: Callable[..., None] | None = None
     original_request_received: Callable[..., None] | None = None
     original_check_incoming: Callable[..., None] | None = None
+    original_get_component_candidates: Callable[..., Any] | None = None
+    port_range: tuple[int, int] | None = None
+    # The next port of the range to try: legs spread over the range instead of always
+    # probing from its start.
+    next_port: int = 0
+    announced: dict[str, str] = field(default_factory=dict)
 
 
 _drops = DatagramDropCounts()
@@ -412,9 +437,88 @@ def ice_refusal_counts() -> IceRefusalCounts:
 
 
 # (owner, attribute, replacement, where the original is kept)
+
+
+def _bind_host(address: str) -> socket.socket | None:
+    """A UDP socket bound to ``address`` on a free port of the range (any port without
+    one); ``None`` when the address cannot be bound at all (aioice skips it too); raises
+    ``MediaNegotiationError`` when every port of the range is taken."""
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    low, high = _state.port_range or (0, 0)
+    size = high - low + 1
+    for attempt in range(size):
+        port = low + (_state.next_port - low + attempt) % size
+        sock = socket.socket(family, socket.SOCK_DGRAM)
+        try:
+            sock.bind((address, port))
+        except OSError as exc:
+            sock.close()
+            if exc.errno == errno.EADDRINUSE and port:
+                continue
+            logger.info("could not bind a media port on %s: %s", address, exc.strerror)
+            return None
+        _state.next_port = low + (port - low + 1) % size
+        return sock
+    raise MediaNegotiationError(
+        MEDIA_PORTS_EXHAUSTED,
+        f"every media port ({low}-{high}) is in use on this server; try again in a moment",
+        retryable=True,
+    )
+
+
+async def _get_component_candidates(
+    self: Any,
+    component: int,
+    addresses: list[str],
+    timeout: int = 5,  # noqa: ASYNC109 (aioice's own signature)
+) -> Any:
+    original = _state.original_get_component_candidates
+    assert original is not None
+    if _state.port_range is None and not _state.announced:
+        return await original(self, component=component, addresses=addresses, timeout=timeout)
+    loop = asyncio.get_running_loop()
+    candidates: list[Candidate] = []
+    for address in addresses:
+        sock = _bind_host(address)
+        if sock is None:
+            continue
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, aioice.turn.UDP_SOCKET_BUFFER_SIZE)
+        sock.setblocking(False)
+        try:
+            _, protocol = await loop.create_datagram_endpoint(
+                lambda: aioice.ice.StunProtocol(self), sock=sock
+            )
+        except BaseException:
+            sock.close()
+            raise
+        bound_host, port = sock.getsockname()[:2]
+        host = _state.announced.get(address, bound_host)
+        protocol.local_candidate = Candidate(
+            foundation=candidate_foundation("host", "udp", host),
+            component=component,
+            transport="udp",
+            priority=candidate_priority(component, "host"),
+            host=host,
+            port=port,
+            type="host",
+        )
+        candidates.append(protocol.local_candidate)
+        self._protocols.append(protocol)
+    # STUN and TURN gathering, if configured, stay aioice's own (without host sockets
+    # there is nothing to ask a STUN server about: a public address is announced instead).
+    candidates += await original(self, component=component, addresses=[], timeout=timeout)
+    return candidates
+
+
 _GLOBAL_PATCHES: Final = (
     (aioice.ice.Connection, "data_received", _data_received, "original_data_received"),
     (aioice.ice, "get_host_addresses", _get_host_addresses, "original_get_host_addresses"),
+    (
+        aioice.ice.Connection,
+        "get_component_candidates",
+        _get_component_candidates,
+        "original_get_component_candidates",
+    ),
     (
         aioice.ice.StunProtocol,
         "datagram_received",
@@ -468,6 +572,56 @@ def limit_ice_host_addresses(addresses: Sequence[str] | None) -> None:
     """
     install_global_patches()
     _state.host_addresses = None if addresses is None else list(addresses)
+
+
+def use_media_ports(port_range: tuple[int, int] | None) -> None:
+    """Bind host candidates only on UDP ports ``low..high`` (inclusive; ``None``: any
+    port, aioice's default). Process-wide; call once at start-up, before any leg.
+
+    Each leg takes one port per ICE host address while it lives; when none is free a new
+    leg is refused with ``MediaNegotiationError`` (code ``media_ports_exhausted``).
+    """
+    if port_range is not None:
+        low, high = port_range
+        if not 1 <= low <= high <= 65535:
+            raise ValueError(f"bad media port range {low}-{high}")
+    install_global_patches()
+    _state.port_range = port_range
+    _state.next_port = port_range[0] if port_range else 0
+
+
+def announce_ice_addresses(announced: Mapping[str, str]) -> None:
+    """Offer ``announced[bound]`` in host candidates instead of the bound address (a 1:1
+    NAT: the node binds its private address, browsers reach its public one). Empty:
+    announce what is bound. Process-wide; call once at start-up.
+    """
+    for bound, public in announced.items():
+        if ipaddress.ip_address(bound).version != ipaddress.ip_address(public).version:
+            raise ValueError(f"{public} and {bound} are not of the same IP version")
+    install_global_patches()
+    _state.announced = dict(announced)
+
+
+def configure_media_sockets(
+    host_addresses: Sequence[str] | None,
+    *,
+    udp_receive_buffer_bytes: int,
+    port_range: tuple[int, int] | None = None,
+    announced: Mapping[str, str] | None = None,
+) -> None:
+    """Everything about the media sockets of this process, set once at start-up (a media
+    worker, or the serving process with media workers off); ``reset_media_sockets`` undoes it."""
+    limit_ice_host_addresses(host_addresses)
+    set_udp_receive_buffer(udp_receive_buffer_bytes)
+    use_media_ports(port_range)
+    announce_ice_addresses(announced or {})
+
+
+def reset_media_sockets() -> None:
+    """aioice's own gathering again (every interface, any port, bound addresses announced)."""
+    limit_ice_host_addresses(None)
+    use_media_ports(None)
+    announce_ice_addresses({})
 
 
 def set_udp_receive_buffer(size_bytes: int) -> None:

@@ -347,6 +347,28 @@ def recover_call_recordings(directory: Path) -> list[FinalisedRecording]:
     return recovered
 
 
+def split_port_range(port_range: tuple[int, int], count: int) -> list[tuple[int, int]]:
+    """``count`` contiguous, disjoint slices of ``low..high`` (inclusive), one per worker,
+    the first ones one port larger when the range does not divide evenly.
+
+    Each worker binds only in its own slice, so workers never race for a port, a worker
+    can tell on its own that its slice is full, and a replacement worker (same index)
+    finds the ports its dead predecessor held freed with its process.
+    """
+    low, high = port_range
+    size = high - low + 1
+    if count < 1 or size < count:
+        raise ValueError(f"cannot split ports {low}-{high} between {count} workers")
+    share, extra = divmod(size, count)
+    slices = []
+    start = low
+    for index in range(count):
+        end = start + share - 1 + (1 if index < extra else 0)
+        slices.append((start, end))
+        start = end + 1
+    return slices
+
+
 class MediaWorkerPool:
     def __init__(
         self,
@@ -355,6 +377,8 @@ class MediaWorkerPool:
         staging: Path,
         ice_host_addresses: list[str] | None,
         udp_receive_buffer_bytes: int,
+        port_range: tuple[int, int] | None = None,
+        announced_addresses: dict[str, str] | None = None,
         log_format: Literal["text", "json"] = "text",
         node_name: str = "",
         staging_space: StagingSpace | None = None,
@@ -363,6 +387,8 @@ class MediaWorkerPool:
     ) -> None:
         if count < 1:
             raise ValueError("a media worker pool needs at least one worker")
+        self._port_slices = split_port_range(port_range, count) if port_range else None
+        self._announced_addresses = dict(announced_addresses or {})
         self._count = count
         self._staging = staging
         self._staging_space = staging_space
@@ -384,6 +410,8 @@ class MediaWorkerPool:
             ice_host_addresses=self._ice_host_addresses,
             udp_receive_buffer_bytes=self._udp_receive_buffer_bytes,
             staging_budget_bytes=self._staging_budget_bytes,
+            port_range=self._port_slices[index] if self._port_slices else None,
+            announced_addresses=self._announced_addresses,
             log_level=logging.getLevelName(logging.getLogger().getEffectiveLevel()),
             log_format=self._log_format,
             node_name=self._node_name,

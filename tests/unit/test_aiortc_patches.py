@@ -37,6 +37,12 @@ from aiortc.rtcrtpsender import RTCRtpSender
 from packaging.requirements import Requirement
 
 from signaling import aiortc_patches
+from signaling.media_errors import MediaNegotiationError
+
+_original_get_component_candidates = (
+    aiortc_patches._state.original_get_component_candidates
+    or aioice.ice.Connection.get_component_candidates
+)
 
 
 def _original(keep: str, current: Callable[..., Any]) -> Callable[..., Any]:
@@ -85,6 +91,13 @@ PINNED_SIGNATURES: list[tuple[str, Callable[..., Any], str]] = [
         aiortc_patches._state.original_check_incoming or aioice.ice.Connection.check_incoming,
         "(self, message: aioice.stun.Message, addr: tuple[str, int], "
         "protocol: aioice.ice.StunProtocol) -> None",
+    ),
+    (
+        "aioice.ice.Connection.get_component_candidates",
+        aiortc_patches._state.original_get_component_candidates
+        or aioice.ice.Connection.get_component_candidates,
+        "(self, component: int, addresses: list[str], timeout: int = 5) "
+        "-> list[aioice.candidate.Candidate]",
     ),
     (
         "aiortc.rtcrtpreceiver.decoder_worker",
@@ -268,9 +281,29 @@ UPSTREAM_LINES: list[tuple[Callable[..., Any], str, str]] = [
         "the source check reads the nominated pair per component from _nominated",
     ),
     (
-        aioice.ice.Connection.get_component_candidates,
+        _original_get_component_candidates,
         'type="host",',
         "the scope of our own addresses is read from the host candidates of _protocols",
+    ),
+    (
+        aioice.ice.Connection.gather_candidates,
+        "self.get_component_candidates(component=component, addresses=addresses)",
+        "the port range and announced addresses work through get_component_candidates",
+    ),
+    (
+        _original_get_component_candidates,
+        "lambda: StunProtocol(self), local_addr=(address, 0)",
+        "the host part we replace: if aioice binds otherwise now, re-check the patch",
+    ),
+    (
+        _original_get_component_candidates,
+        "self._protocols += host_protocols",
+        "host sockets live in Connection._protocols, which the patch appends to",
+    ),
+    (
+        _original_get_component_candidates,
+        "if self.turn_server:",
+        "STUN/TURN gathering stays aioice's: the patch calls it with no host addresses",
     ),
 ]
 
@@ -768,3 +801,68 @@ def test_pyproject_pins_the_guarded_ranges() -> None:
     }
     for package in aiortc_patches.CHECKED_VERSIONS:
         assert pins[package] == aiortc_patches.supported_specifier(package), package
+
+
+# ---- media ports and announced addresses
+
+
+async def _gathered(connection: aioice.ice.Connection) -> list[tuple[str, int, str]]:
+    await connection.gather_candidates()
+    return [(c.host, c.port, c.type) for c in connection.local_candidates]
+
+
+async def test_host_candidates_bind_in_the_port_range_and_announce_the_public_address() -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        low = probe.getsockname()[1]
+    aiortc_patches.configure_media_sockets(
+        ["127.0.0.1"],
+        udp_receive_buffer_bytes=1 << 20,
+        port_range=(low, low + 1),
+        announced={"127.0.0.1": "203.0.113.7"},
+    )
+    connections = [aioice.ice.Connection(ice_controlling=False) for _ in range(3)]
+    try:
+        first = await _gathered(connections[0])
+        second = await _gathered(connections[1])
+        assert [c[0] for c in first + second] == ["203.0.113.7", "203.0.113.7"]
+        assert {c[1] for c in first + second} == {low, low + 1}
+        assert [c[2] for c in first + second] == ["host", "host"]
+        # The socket really is bound on the local address, on the announced port.
+        sockname = connections[0]._protocols[0].transport.get_extra_info("sockname")
+        assert sockname == ("127.0.0.1", first[0][1])
+
+        # Every port taken: the leg is refused in words, not answered without candidates.
+        with pytest.raises(MediaNegotiationError) as refused:
+            await connections[2].gather_candidates()
+        assert refused.value.code == aiortc_patches.MEDIA_PORTS_EXHAUSTED
+        assert f"({low}-{low + 1}) is in use" in refused.value.message
+        assert refused.value.retryable
+
+        # A closed leg gives its port back.
+        await connections[0].close()
+        again = aioice.ice.Connection(ice_controlling=False)
+        connections.append(again)
+        assert await _gathered(again) == [("203.0.113.7", first[0][1], "host")]
+    finally:
+        for connection in connections:
+            await connection.close()
+        aiortc_patches.reset_media_sockets()
+
+
+async def test_without_range_or_announcement_aioice_gathers_as_before() -> None:
+    aiortc_patches.limit_ice_host_addresses(["127.0.0.1"])
+    connection = aioice.ice.Connection(ice_controlling=False)
+    try:
+        [(host, port, kind)] = await _gathered(connection)
+        assert (host, kind) == ("127.0.0.1", "host") and port > 0
+    finally:
+        await connection.close()
+        aiortc_patches.reset_media_sockets()
+
+
+def test_announced_addresses_keep_their_ip_version() -> None:
+    with pytest.raises(ValueError, match="same IP version"):
+        aiortc_patches.announce_ice_addresses({"127.0.0.1": "2001:db8::1"})
+    with pytest.raises(ValueError, match="port range"):
+        aiortc_patches.use_media_ports((5000, 4000))
