@@ -76,10 +76,10 @@ Why each patch exists, and when it can go:
   - ``aioice.ice.StunProtocol.datagram_received`` drops media datagrams (anything that
     is not STUN, RFC 7983) whose source is not the address of a candidate pair of that
     socket, before they are queued. aioice hands every non-STUN datagram to the DTLS
-    transport, which tries to decrypt it: a 0.16 s burst of 40,000 RTP-looking junk
-    datagrams at a leg's port kept the loop busy for most of a second (about 15 us
-    each), and the leg's real packets waited behind them in the same socket. Dropped
-    here, junk costs about a microsecond. Can go when aioice filters by pair address.
+    transport, which tries to decrypt it: 40,000 RTP-looking junk datagrams at a leg's
+    port cost the loop about 18 us each, most of a second, while the leg's real packets
+    waited behind them in the same socket. Dropped here, junk costs about 3 us
+    (``bench/bench_media_abuse.py``). Can go when aioice filters by pair address.
   - ``aioice.ice.Connection.get_component_candidates`` binds host candidates inside
     ``use_media_ports``' UDP port range and announces ``announce_ice_addresses``'
     public address in place of the bound one (a 1:1 NAT in a cloud), so a media node
