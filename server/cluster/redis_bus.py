@@ -14,7 +14,7 @@ import contextlib
 import json
 import logging
 from collections.abc import Callable
-from typing import Any, Final
+from typing import Any, Final, cast
 
 import redis.asyncio as aioredis
 from redis.backoff import ExponentialBackoff
@@ -131,7 +131,8 @@ class RedisBus:
             finally:
                 self._set_healthy(False)
                 with contextlib.suppress(Exception):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+                    # Typed in some redis-py releases, not in others.
+                    await cast(Any, pubsub).aclose()
             if self._closing:
                 return
             await asyncio.sleep(RECONNECT_PAUSES_S[min(attempt, len(RECONNECT_PAUSES_S) - 1)])
