@@ -24,14 +24,15 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 # Debian packages the tests need: headless Chromium for pages, ffmpeg's ffprobe for
-# recordings, a PostgreSQL server and redis-server (both started by the tests themselves,
-# on loopback).
+# recordings, a PostgreSQL server, redis-server and coturn's turnserver (all started by the
+# tests themselves, on loopback).
 system-deps:
 	@missing=""; \
 	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
 	command -v ffprobe >/dev/null 2>&1 || missing="$$missing ffmpeg"; \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	command -v redis-server >/dev/null 2>&1 || missing="$$missing redis-server"; \
+	command -v turnserver >/dev/null 2>&1 || missing="$$missing coturn"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing Debian packages:$$missing"; \
 		$(SUDO) apt-get update -qq && \

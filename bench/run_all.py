@@ -15,6 +15,8 @@ BENCHMARKS: list[list[str]] = [
     ["bench_recorder.py", "--seconds", "30"],
     # What a metrics scrape costs the event loop, by number of live calls.
     ["bench_metrics.py"],
+    # Junk datagrams and forged ICE checks against one call, the patches on and off.
+    ["bench_media_abuse.py"],
     # The contact-details detector: recall and false positives per kind on the development
     # and held-out sets, time per message p50/p99 (also for 2,000-character messages).
     ["bench_contact_details.py"],

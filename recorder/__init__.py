@@ -8,6 +8,7 @@ from recorder.call_recorder import (
     CallRecorder,
     ParticipantRecordingStats,
     RecorderStats,
+    RecordingFailureListener,
     participant_stem,
 )
 from recorder.finalise import (
@@ -15,6 +16,7 @@ from recorder.finalise import (
     RecordingError,
     find_unfinished_recordings,
     recover_recording,
+    recoverable_manifests,
 )
 from recorder.frames import MediaKind, RecordableFrame
 
@@ -26,7 +28,9 @@ __all__ = [
     "RecordableFrame",
     "RecorderStats",
     "RecordingError",
+    "RecordingFailureListener",
     "find_unfinished_recordings",
     "participant_stem",
     "recover_recording",
+    "recoverable_manifests",
 ]

@@ -12,9 +12,11 @@ from __future__ import annotations
 import asyncio
 import collections
 import concurrent.futures
+import contextlib
 import hashlib
 import logging
 import math
+import os
 import re
 import threading
 import time
@@ -130,6 +132,13 @@ class _BarrierItem:
 _QueueItem = _FrameItem | _StateItem | _StopItem | _BarrierItem
 
 
+def _describe(exc: BaseException) -> str:
+    """An error as a short phrase without paths (``OSError: [Errno 28] No space...``)."""
+    if isinstance(exc, OSError) and exc.errno is not None:
+        return f"{type(exc).__name__} errno {exc.errno} {os.strerror(exc.errno)}"
+    return type(exc).__name__
+
+
 def participant_stem(participant_id: str) -> str:
     """A file-name-safe stem for a participant: the id itself when it is already safe."""
     if _SAFE_STEM.fullmatch(participant_id):
@@ -165,6 +174,7 @@ class _ParticipantWriter:
         )
         self.segment: LiveSegment | None = None
         self.failed = False
+        self._closed_parts_bytes = 0
         # Audio that arrived before the first video keyframe: (pts, data, seconds).
         self.pending_audio: list[tuple[float, bytes, float]] = []
         self.timelines: dict[MediaKind, StreamTimeline] = {}
@@ -311,16 +321,30 @@ class _ParticipantWriter:
         width, height = self.video_size
         return self._open_part(video=VideoTrack(self.video_codec, width, height))
 
+    @property
+    def bytes_written(self) -> int:
+        """Media bytes written to this participant's parts so far."""
+        live = self.segment.bytes_written if self.segment is not None else 0
+        return self._closed_parts_bytes + live
+
+    def _close_segment(self) -> None:
+        segment, self.segment = self.segment, None
+        if segment is not None:
+            self._closed_parts_bytes += segment.bytes_written
+            segment.close()
+
     def _open_part(self, video: VideoTrack | None) -> LiveSegment:
-        if self.segment is not None:
-            self.segment.close()
-            self.segment = None
+        self._close_segment()
         container = container_for(video.codec if video is not None else None)
         name = f"{self.stem}.part{len(self.manifest.parts)}.{container}"
         self.directory.mkdir(parents=True, exist_ok=True)
         # The manifest names the part before the part exists, so recovery finds it.
         self.manifest.parts.append({"file": name, "container": container})
-        self._save_offsets()
+        try:
+            self._save_offsets()
+        except BaseException:
+            self.manifest.parts.pop()  # never opened: nothing for finalising to look for
+            raise
         segment = LiveSegment(self.directory / name, container, video, audio=True)
         self.segment = segment
         log.info(
@@ -392,17 +416,14 @@ class _ParticipantWriter:
             self._open_part(video=None)
         if self.segment is not None:
             self._save_offsets()
-            self.segment.close()
-            self.segment = None
+            self._close_segment()
 
     def fail(self) -> None:
         self.failed = True
-        segment, self.segment = self.segment, None
-        if segment is not None:
-            try:
-                segment.close()
-            except Exception:
-                log.exception("call %s: %s: closing a failed part", self.call_id, self.stem)
+        try:
+            self._close_segment()
+        except Exception:
+            log.exception("call %s: %s: closing a failed part", self.call_id, self.stem)
 
     def stats(self, intake: _IntakeCounters) -> ParticipantRecordingStats:
         return ParticipantRecordingStats(
@@ -415,11 +436,22 @@ class _ParticipantWriter:
         )
 
 
+RecordingFailureListener = Callable[[str], None]
+"""``on_failure(reason)``: a participant's recording stopped for good mid-call (a write
+failed -- a full disk, say -- or the call went over its staging budget). Called once per
+recorder, on the event loop that created it; the reason names the cause, never a person."""
+
+
 class CallRecorder:
     """Records both participants of one call into ``directory``; see the module docstring.
 
     Files: ``<stem>.part<N>.<webm|mp4>`` while live, ``<stem>.recording.json`` (the
     manifest recovery reads), and after ``aclose()`` the final ``<stem>.<webm|mp4>``.
+
+    ``max_staging_bytes`` caps the media bytes the call writes (both participants
+    together): past it every participant's recording stops and ``on_failure`` is told,
+    so that one call cannot fill the staging disk (which would fail every other call).
+    A call that is not recorded must not go on: the owner of ``on_failure`` ends it.
     """
 
     def __init__(
@@ -432,9 +464,13 @@ class CallRecorder:
         request_keyframe: Callable[[str], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
+        max_staging_bytes: int | None = None,
+        on_failure: RecordingFailureListener | None = None,
     ) -> None:
         if max_pending_frames < 1:
             raise ValueError("max_pending_frames must be at least 1")
+        if max_staging_bytes is not None and max_staging_bytes < 1:
+            raise ValueError("max_staging_bytes must be at least 1")
         self.call_id = call_id
         self.directory = Path(directory)
         self._max_pending = max_pending_frames
@@ -442,6 +478,11 @@ class CallRecorder:
         self._request_keyframe = request_keyframe
         self._clock = clock
         self._wall_clock = wall_clock
+        self._max_staging_bytes = max_staging_bytes
+        self._on_failure = on_failure
+        # The worker thread reports failures through the loop that owns the listener.
+        self._loop = asyncio.get_running_loop() if on_failure is not None else None
+        self._failure: str | None = None
         # deque.append and popleft are atomic: the loop side never takes a lock or wakes
         # the worker for a frame.
         self._pending: collections.deque[_QueueItem] = collections.deque()
@@ -600,19 +641,61 @@ class CallRecorder:
             writer = self._writer(frame.participant_id)
             try:
                 writer.on_frame(frame, item.seq, frame.arrival - self._call_start)
-            except Exception:
-                log.exception(
-                    "call %s: %s: recording failed, stopping it", self.call_id, writer.stem
-                )
-                writer.fail()
+            except Exception as exc:
+                self._writer_failed(writer, exc)
+            else:
+                self._check_budget()
             return
         writer = self._writer(item.participant_id)
         offset = None if self._call_start is None else item.at - self._call_start
         try:
             writer.on_media_state(item.kind, item.enabled, offset)
-        except Exception:
-            log.exception("call %s: %s: recording failed, stopping it", self.call_id, writer.stem)
+        except Exception as exc:
+            self._writer_failed(writer, exc)
+
+    def _writer_failed(self, writer: _ParticipantWriter, exc: Exception) -> None:
+        log.error(
+            "call %s: %s: recording failed, stopping it: %s",
+            self.call_id,
+            writer.stem,
+            _describe(exc),
+            exc_info=not isinstance(exc, OSError),
+        )
+        writer.fail()
+        self._report_failure(f"writing the recording failed ({_describe(exc)})")
+
+    def _check_budget(self) -> None:
+        budget = self._max_staging_bytes
+        if budget is None or self._failure is not None:
+            return
+        written = sum(w.bytes_written for w in self._writers.values())
+        if written <= budget:
+            return
+        log.error(
+            "call %s: the call wrote %d bytes, over its staging budget of %d: recording stopped",
+            self.call_id,
+            written,
+            budget,
+        )
+        for writer in self._writers.values():
             writer.fail()
+        self._report_failure(f"over the staging budget of {budget} bytes")
+
+    def _report_failure(self, reason: str) -> None:
+        """Tell the listener once (from the worker thread, through its loop)."""
+        if self._failure is not None:
+            return
+        self._failure = reason
+        if self._on_failure is None or self._loop is None or self._closing:
+            return
+        # A closed loop (RuntimeError) means nobody is left to end the call.
+        with contextlib.suppress(RuntimeError):
+            self._loop.call_soon_threadsafe(self._on_failure, reason)
+
+    @property
+    def failure(self) -> str | None:
+        """Why the recording stopped mid-call, or None while it records."""
+        return self._failure
 
     def _writer(self, participant_id: str) -> _ParticipantWriter:
         writer = self._writers.get(participant_id)

@@ -33,6 +33,7 @@ from recorder.segments import ContainerKind
 log = logging.getLogger(__name__)
 
 MANIFEST_SUFFIX: Final = ".recording.json"
+TMP_SUFFIX: Final = ".tmp"
 MANIFEST_FORMAT: Final = "inboxcall-recording/1"
 MIME_TYPES: Final[dict[ContainerKind, str]] = {"webm": "video/webm", "mp4": "video/mp4"}
 _HASH_CHUNK: Final = 1 << 20
@@ -100,11 +101,26 @@ class RecordingManifest:
         return directory / f"{stem}{MANIFEST_SUFFIX}"
 
     def save(self, directory: Path) -> None:
-        """Atomically replace the manifest (a crash leaves the old or the new one)."""
+        """Atomically replace the manifest: a crash or a full disk leaves the old one or
+        the new one, never a torn one and never an unreadable ``.tmp`` beside it.
+
+        The new text is written to ``<manifest>.tmp`` and fsync'ed before the rename (else
+        a power cut can leave the renamed file empty), then the folder is fsync'ed so the
+        rename itself survives. A write that fails (ENOSPC) removes its ``.tmp`` and raises.
+        """
         target = self.path_for(directory, self.stem)
-        tmp = target.with_name(target.name + ".tmp")
-        tmp.write_text(json.dumps(asdict(self), indent=2, sort_keys=True), encoding="utf-8")
-        os.replace(tmp, target)
+        tmp = target.with_name(target.name + TMP_SUFFIX)
+        data = json.dumps(asdict(self), indent=2, sort_keys=True).encode("utf-8")
+        try:
+            with tmp.open("wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, target)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        _fsync_directory(directory)
 
     @classmethod
     def load(cls, path: Path) -> RecordingManifest:
@@ -334,6 +350,14 @@ def finalise_manifest(
     return recording
 
 
+def _fsync_directory(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def _manifest_path(path: Path) -> Path:
     if path.name.endswith(MANIFEST_SUFFIX):
         return path
@@ -365,10 +389,121 @@ def recover_recording(path: Path) -> FinalisedRecording:
     return finalise_manifest(directory, manifest, interrupted=True)
 
 
+def recoverable_manifests(root: Path) -> list[Path]:
+    """Every participant manifest under ``root`` (a call's folder or all of staging),
+    after putting right what an older build, a crash or a full disk left beside them.
+
+    - ``<manifest>.tmp`` next to its manifest: a save that never got renamed; removed.
+    - ``<manifest>.tmp`` alone: a complete one (a crash between write and rename) takes
+      the manifest's place; an empty or torn one is removed, and the manifest rebuilt
+      from the part files when there are any.
+    - a manifest that does not parse, with part files: rebuilt from them.
+
+    A manifest rebuilt from parts knows whose recording it is from the file names only
+    when the participant id is its own stem (``participant_stem``); otherwise it is left
+    alone, logged, for an operator. Blocking: run it in a thread.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    for tmp in sorted(root.rglob(f"*{MANIFEST_SUFFIX}{TMP_SUFFIX}")):
+        _settle_leftover_tmp(tmp)
+    manifests = []
+    for manifest_path in sorted(root.rglob(f"*{MANIFEST_SUFFIX}")):
+        try:
+            RecordingManifest.load(manifest_path)
+        except RecordingError as exc:
+            if not _rebuild_from_parts(manifest_path, str(exc)):
+                continue
+        manifests.append(manifest_path)
+    for stem, directory in _parts_without_manifest(root):
+        target = RecordingManifest.path_for(directory, stem)
+        if _rebuild_from_parts(target, "no manifest beside the parts"):
+            manifests.append(target)
+    return sorted(manifests)
+
+
+def _settle_leftover_tmp(tmp: Path) -> None:
+    target = tmp.with_name(tmp.name.removesuffix(TMP_SUFFIX))
+    if target.exists():
+        log.warning("removing a stale %s left beside its manifest", tmp.name)
+        tmp.unlink(missing_ok=True)
+        return
+    try:
+        RecordingManifest.load(tmp)
+    except RecordingError as exc:
+        log.warning("removing an unreadable leftover %s: %s", tmp.name, exc)
+        tmp.unlink(missing_ok=True)
+        return
+    log.warning("a complete %s was never renamed; it becomes the manifest", tmp.name)
+    os.replace(tmp, target)
+
+
+def _part_stem(part: Path) -> str | None:
+    name = part.name
+    if ".part" not in name or name.endswith((".tmp", ".final")):
+        return None
+    stem, _, rest = name.partition(".part")
+    number, _, container = rest.partition(".")
+    if not number.isdigit() or container not in MIME_TYPES:
+        return None
+    return stem
+
+
+def _parts_of(directory: Path, stem: str) -> list[Path]:
+    parts = [p for p in directory.glob(f"{stem}.part*") if _part_stem(p) == stem]
+    return sorted(parts, key=lambda p: int(p.name.partition(".part")[2].partition(".")[0]))
+
+
+def _parts_without_manifest(root: Path) -> list[tuple[str, Path]]:
+    found: set[tuple[str, Path]] = set()
+    for part in root.rglob("*.part*"):
+        stem = _part_stem(part)
+        if stem is not None and not RecordingManifest.path_for(part.parent, stem).exists():
+            found.add((stem, part.parent))
+    return sorted(found)
+
+
+def _rebuild_from_parts(manifest_path: Path, problem: str) -> bool:
+    """Write a manifest from the part files beside ``manifest_path``; False when that is
+    not possible (no parts, or a hashed stem that does not name the participant)."""
+    directory = manifest_path.parent
+    stem = manifest_path.name.removesuffix(MANIFEST_SUFFIX)
+    parts = _parts_of(directory, stem)
+    if not parts:
+        log.warning(
+            "skipping recording manifest %s (%s): no part files", manifest_path.name, problem
+        )
+        return False
+    if stem.startswith("p-"):
+        log.error(
+            "recording manifest %s (%s): its parts cannot be matched to a participant; "
+            "left in staging for an operator",
+            manifest_path.name,
+            problem,
+        )
+        return False
+    manifest = RecordingManifest(
+        call_id=directory.name,
+        participant_id=stem,
+        stem=stem,
+        started_at_unix=min(p.stat().st_mtime for p in parts),
+        parts=[{"file": p.name, "container": p.name.rsplit(".", 1)[1]} for p in parts],
+    )
+    manifest.save(directory)
+    log.warning(
+        "recording manifest %s (%s): rebuilt from %d part file(s)",
+        manifest_path.name,
+        problem,
+        len(parts),
+    )
+    return True
+
+
 def find_unfinished_recordings(root: Path) -> list[Path]:
     """Manifests under ``root`` whose recording was never finalised (the process died)."""
     unfinished: list[Path] = []
-    for manifest_path in sorted(Path(root).rglob(f"*{MANIFEST_SUFFIX}")):
+    for manifest_path in recoverable_manifests(Path(root)):
         try:
             manifest = RecordingManifest.load(manifest_path)
         except RecordingError:

@@ -81,6 +81,8 @@ class LiveSegment:
         self._streams: dict[MediaKind, av.stream.Stream] = {}
         self._last_ticks: dict[MediaKind, int] = {}
         self.packets: dict[MediaKind, int] = {"audio": 0, "video": 0}
+        # Media bytes handed to the muxer (the file is this plus a few % of container).
+        self.bytes_written = 0
         try:
             if video is not None:
                 # A mux-only stream: no encoder is opened; for H264 PyAV extracts the
@@ -137,6 +139,7 @@ class LiveSegment:
         self._out.mux(packet)
         self._last_ticks[kind] = ticks
         self.packets[kind] += 1
+        self.bytes_written += len(data)
         return float(ticks * time_base)
 
     def close(self) -> None:

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from server import health, join_page, pages
-from server.api import admin, inbox, integration, review
+from server.api import admin, ice_servers, inbox, integration, review
 from server.api import calls as calls_api
 from server.api.openapi import Handler, install_openapi
 from server.appkeys import (
@@ -41,6 +41,7 @@ from server.media.local_host import (
     StagingRecorders,
     sink_factory_from,
 )
+from server.media.staging_space import StagingSpace
 from server.media.worker_pool import MediaWorkerPool
 from server.metrics.endpoint import metrics_ctx
 from server.recording_service import RecordingService, check_store, make_store
@@ -124,37 +125,52 @@ async def media_ctx(app: web.Application) -> AsyncIterator[None]:
     0) this process. ICE gathers host candidates only on the configured addresses."""
     settings = app[SETTINGS]
     addresses = settings.ice_host_address_list or None
+    space = StagingSpace(settings.recording_staging_dir, settings.staging_min_free_bytes)
     host: MediaHost
     if settings.resolved_media_workers == 0:
-        aiortc_patches.limit_ice_host_addresses(addresses)
-        aiortc_patches.set_udp_receive_buffer(settings.media_udp_receive_buffer_bytes)
-        staging = StagingRecorders(settings.recording_staging_dir)
+        aiortc_patches.configure_media_sockets(
+            addresses,
+            udp_receive_buffer_bytes=settings.media_udp_receive_buffer_bytes,
+            port_range=settings.media_port_range,
+            announced=settings.announced_address_map,
+        )
+        staging = StagingRecorders(
+            settings.recording_staging_dir, budget_bytes=settings.resolved_staging_bytes_per_call
+        )
 
         def sink_factory() -> SinkFactory:
             seam = app.get(RECORDING_SINK_FACTORY)
             return staging if seam is None else sink_factory_from(seam)
 
-        host = LocalMediaHost(sink_factory, bridge_settings=bridge_settings_from(settings))
+        host = LocalMediaHost(
+            sink_factory, bridge_settings=bridge_settings_from(settings), staging_space=space
+        )
     else:
         pool = MediaWorkerPool(
             settings.resolved_media_workers,
             staging=settings.recording_staging_dir,
             ice_host_addresses=addresses,
             udp_receive_buffer_bytes=settings.media_udp_receive_buffer_bytes,
+            port_range=settings.media_port_range,
+            announced_addresses=settings.announced_address_map,
             log_format=settings.log_format,
             node_name=settings.resolved_node_name,
             max_leg_bitrate_bps=settings.max_leg_bitrate_kbps * 1000,
+            staging_space=space,
+            staging_budget_bytes=settings.resolved_staging_bytes_per_call,
         )
         await pool.start()
         host = pool
     app[MEDIA_HOST] = host
     app[READINESS_CHECKS]["media"] = lambda: _check_media(host)
+    # A node that cannot record a new call is not ready for one.
+    app[READINESS_CHECKS]["recording_staging"] = space.check
     try:
         yield
     finally:
         await host.aclose()
         if settings.resolved_media_workers == 0:
-            aiortc_patches.limit_ice_host_addresses(None)
+            aiortc_patches.reset_media_sockets()
 
 
 async def _check_media(host: MediaHost) -> None:
@@ -226,6 +242,7 @@ def create_app(settings: Settings) -> web.Application:
     review.add_routes(app)
     admin.add_routes(app)
     calls_api.add_routes(app)
+    ice_servers.add_routes(app)
     join_page.add_routes(app)
     pages.add_routes(app)
     install_openapi(app)

@@ -35,7 +35,8 @@ async def _prove_a_write(app: web.Application) -> None:
 
 @api_handler
 async def readyz(request: web.Request) -> r200[Health] | r503[Health]:
-    """The database takes writes, the recording storage answers, and a media worker runs.
+    """The database takes writes, the recording storage answers, a media worker runs, and
+    the recording staging folder has room for a new call's recording.
 
     Tags: operations
     """

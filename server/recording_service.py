@@ -26,7 +26,7 @@ from pathlib import Path
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from recorder import FinalisedRecording, recover_recording
+from recorder import FinalisedRecording, recover_recording, recoverable_manifests
 from recorder.finalise import MANIFEST_SUFFIX
 from recorder.storage import LocalDirectoryStorage, RecordingStorage, S3Storage
 from server.clock import utcnow
@@ -220,9 +220,7 @@ class RecordingService:
         stored yet."""
         if not self._staging.exists():
             return []
-        manifests = await asyncio.to_thread(
-            lambda: sorted(self._staging.rglob(f"*{MANIFEST_SUFFIX}"))
-        )
+        manifests = await asyncio.to_thread(recoverable_manifests, self._staging)
         by_call: dict[str, list[FinalisedRecording]] = {}
         for manifest in manifests:
             try:

@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import os
 import secrets
+from ipaddress import ip_address
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from signaling.media_bandwidth import BandwidthSettings
 
 
 class Settings(BaseSettings):
@@ -31,6 +34,18 @@ class Settings(BaseSettings):
     # Comma-separated addresses the media ports offer as ICE host candidates; empty means
     # every interface. Loopback by default, like INBOXCALL_HOST.
     ice_host_addresses: str = "127.0.0.1"
+    # Comma-separated public addresses announced in place of the host addresses, one per
+    # host address in the same order (a 1:1 NAT: bind the private one, announce this).
+    # Empty: announce the bound addresses.
+    ice_announced_addresses: str = ""
+    # The UDP ports media sockets bind (both or neither), split between the workers.
+    media_port_min: int | None = Field(default=None, ge=1, le=65535)
+    media_port_max: int | None = Field(default=None, ge=1, le=65535)
+    # TURN for browsers (DESIGN.md section 8, "TURN"): comma-separated turn:/turns: URLs,
+    # coturn's static-auth-secret, and the lifetime of the credentials minted from it.
+    turn_urls: str = ""
+    turn_secret: SecretStr = SecretStr("")
+    turn_credential_ttl_seconds: int = Field(default=3600, ge=60, le=7 * 86400)
     demo: bool = False
 
     # unset: one node, in-process bus. Set (redis://host:port/db): join the cluster.
@@ -43,6 +58,15 @@ class Settings(BaseSettings):
     media_workers: int | None = Field(default=None, ge=0, le=256)
     # SO_RCVBUF asked for every media socket (the kernel caps it at net.core.rmem_max).
     media_udp_receive_buffer_bytes: int = Field(default=2 * 1024 * 1024, ge=65536)
+    # Below this much free space in <data dir>/recording-staging the node takes no new
+    # calls (/readyz 503): room for the live calls to finish and be finalised, which copies
+    # each file once more. 2 GiB is about 4 h of one call's two sides at 1 Mbit/s each.
+    # 0: no floor.
+    staging_min_free_bytes: int = Field(default=2 * 1024**3, ge=0)
+    # Media bytes one call may write to staging (both participants); past it the recording
+    # stops and the call ends failed/recording_failed. Unset: what the longest call can
+    # legitimately write (see resolved_staging_bytes_per_call).
+    staging_bytes_per_call: int | None = Field(default=None, ge=64 * 1024)
     # What each media leg may send (audio and video): advertised to browsers (b=AS, REMB)
     # and policed (frames beyond it dropped, a leg that keeps above it ends the call).
     max_leg_bitrate_kbps: int = Field(default=2500, ge=256, le=100_000)
@@ -131,10 +155,70 @@ class Settings(BaseSettings):
                 f"INBOXCALL_METRICS_PORT ({self.metrics_port}) must differ from INBOXCALL_PORT:"
                 " metrics are never served on the public port"
             )
+        self._check_media_network()
+        if self.turn_url_list and not self.turn_secret.get_secret_value():
+            raise ValueError("INBOXCALL_TURN_SECRET is required with INBOXCALL_TURN_URLS")
+        for url in self.turn_url_list:
+            if not url.startswith(("turn:", "turns:")):
+                raise ValueError(f"INBOXCALL_TURN_URLS: {url!r} is not a turn: or turns: URL")
         if self.webhook_url and not self.webhook_secret.get_secret_value():
             # Unsigned events could be forged by anyone who can reach the host's endpoint.
             raise ValueError("INBOXCALL_WEBHOOK_SECRET is required with INBOXCALL_WEBHOOK_URL")
         return self
+
+    def _check_media_network(self) -> None:
+        if (self.media_port_min is None) != (self.media_port_max is None):
+            raise ValueError(
+                "set both INBOXCALL_MEDIA_PORT_MIN and INBOXCALL_MEDIA_PORT_MAX, or neither"
+            )
+        if self.media_port_range is not None:
+            low, high = self.media_port_range
+            if low > high:
+                raise ValueError("INBOXCALL_MEDIA_PORT_MIN is above INBOXCALL_MEDIA_PORT_MAX")
+            # Each worker gets its own slice of the range (server/media/worker_pool.py).
+            slices = max(1, self.resolved_media_workers)
+            if high - low + 1 < slices:
+                raise ValueError(
+                    f"INBOXCALL_MEDIA_PORT_MIN..MAX ({low}-{high}) must hold at least one port"
+                    f" per media worker ({slices})"
+                )
+        announced = self.ice_announced_address_list
+        if announced:
+            hosts = self.ice_host_address_list
+            if len(announced) != len(hosts):
+                raise ValueError(
+                    "INBOXCALL_ICE_ANNOUNCED_ADDRESSES needs one address per"
+                    f" INBOXCALL_ICE_HOST_ADDRESSES address ({len(hosts)}), in the same order"
+                )
+            for bound, public in zip(hosts, announced, strict=True):
+                try:
+                    same = ip_address(bound).version == ip_address(public).version
+                except ValueError:
+                    raise ValueError(
+                        f"ICE addresses must be IP addresses: {bound!r} / {public!r}"
+                    ) from None
+                if not same:
+                    raise ValueError(f"{public} is announced for {bound}: not the same IP version")
+
+    @property
+    def media_port_range(self) -> tuple[int, int] | None:
+        if self.media_port_min is None or self.media_port_max is None:
+            return None
+        return (self.media_port_min, self.media_port_max)
+
+    @property
+    def ice_announced_address_list(self) -> list[str]:
+        return [a.strip() for a in self.ice_announced_addresses.split(",") if a.strip()]
+
+    @property
+    def announced_address_map(self) -> dict[str, str]:
+        """Bound address -> the address announced for it (empty: announce what is bound)."""
+        announced = self.ice_announced_address_list
+        return dict(zip(self.ice_host_address_list, announced, strict=True)) if announced else {}
+
+    @property
+    def turn_url_list(self) -> list[str]:
+        return [u.strip() for u in self.turn_urls.split(",") if u.strip()]
 
     @property
     def resolved_database_url(self) -> str:
@@ -162,6 +246,18 @@ class Settings(BaseSettings):
         if self.media_workers is not None:
             return self.media_workers
         return max(1, os.cpu_count() or 1)
+
+    @property
+    def resolved_staging_bytes_per_call(self) -> int:
+        """The staging budget of one call: unset, both legs at the bitrate ceiling with the
+        police's 1.5x tolerance (signaling.media_bandwidth) for the maximum call length --
+        6.75 GB with the defaults (2500 kbit/s, 120 min). A legitimate call never reaches it;
+        a client flooding past the police cannot fill the disk."""
+        if self.staging_bytes_per_call is not None:
+            return self.staging_bytes_per_call
+        legs = 2
+        bits = legs * self.max_leg_bitrate_kbps * 1000 * BandwidthSettings().police_tolerance
+        return int(bits * self.max_call_minutes * 60 / 8)
 
     @property
     def recording_staging_dir(self) -> Path:

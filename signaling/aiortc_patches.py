@@ -50,27 +50,76 @@ Why each patch exists, and when it can go:
     gathers host candidates on every interface and always skips 127.0.0.1, so tests and
     the bench could not stay on loopback and a media node could not be pinned to one
     interface. Can go when aioice takes an interface list.
+  - Bounded ICE (DESIGN.md section 8, "ICE scope (contract)"). aioice 0.13 pairs every
+    remote candidate it is given, learns a peer-reflexive candidate (and starts a check)
+    for every source address of an authenticated check, resolves ``.local`` names by
+    multicast, and checks any address: a participant holding its own leg's ICE
+    credentials made 9,302 pairs from 30,000 source ports in 30 s at ~100 % CPU, and an
+    offer could make the server send checks into its own private network. So:
+
+    * ``Connection.add_remote_candidate`` ignores ``.local`` (mDNS) candidates (the
+      bridge refuses a trickled one with an error first) and any past
+      ``MAX_REMOTE_CANDIDATES`` signalled ones per connection (one per leg: bundled).
+    * ``Connection._pair_remote_candidate`` pairs (so checks) only candidates
+      ``ice_address_allowed``: public addresses, or loopback / private / link-local ones
+      when one of the connection's own host addresses (``INBOXCALL_ICE_HOST_ADDRESSES``)
+      is in the same scope -- so loopback tests and single-LAN deployments need nothing.
+    * ``Connection.request_received`` does not answer checks from addresses outside that
+      scope, nor from a new source address once ``MAX_PEER_REFLEXIVE_CANDIDATES``
+      peer-reflexive candidates were learned; ``Connection.check_incoming`` enforces the
+      same cap on the checks aioice held back until ``connect()``. A check that reached a
+      socket bound to loopback came from this host over ``lo`` whatever its source
+      address (Chromium on the same machine checks from its interface address): its path
+      is loopback, so it is answered, and the triggered check back stays on the host.
+
+    Can go when aioice bounds its candidate and pair lists and takes an address policy.
+  - ``aioice.ice.StunProtocol.datagram_received`` drops media datagrams (anything that
+    is not STUN, RFC 7983) whose source is not the address of a candidate pair of that
+    socket, before they are queued. aioice hands every non-STUN datagram to the DTLS
+    transport, which tries to decrypt it: 40,000 RTP-looking junk datagrams at a leg's
+    port cost the loop about 18 us each, most of a second, while the leg's real packets
+    waited behind them in the same socket. Dropped here, junk costs about 3 us
+    (``bench/bench_media_abuse.py``). Can go when aioice filters by pair address.
+  - ``aioice.ice.Connection.get_component_candidates`` binds host candidates inside
+    ``use_media_ports``' UDP port range and announces ``announce_ice_addresses``'
+    public address in place of the bound one (a 1:1 NAT in a cloud), so a media node
+    can be firewalled to one range and reached through an address no local interface
+    has. aioice 0.13 binds port 0 on each address and announces what it bound. A full
+    range refuses the leg (``MediaNegotiationError`` ``media_ports_exhausted``) instead
+    of answering without candidates. Only the host part is ours: STUN and TURN
+    gathering (unused by the server) still run aioice's own code. Can go when aioice
+    takes a port range and a 1:1 NAT mapping (as pion's ``SetNAT1To1IPs``/
+    ``SetEphemeralUDPPortRange`` do).
 """
 
 from __future__ import annotations
 
+import asyncio
+import errno
+import functools
+import ipaddress
 import logging
 import queue
+import socket
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from fractions import Fraction
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 import aioice
 import aioice.ice
+import aioice.mdns
 import aioice.turn
 import aiortc
+from aioice.candidate import Candidate, candidate_foundation, candidate_priority
 from aiortc.codecs.h264 import H264Encoder
 from aiortc.codecs.vpx import Vp8Encoder
 from aiortc.mediastreams import convert_timebase
 from packaging.specifiers import SpecifierSet
 from packaging.version import InvalidVersion, Version
+
+from signaling.media_errors import MediaNegotiationError
 
 logger = logging.getLogger(__name__)
 
@@ -92,14 +141,45 @@ RECEIVER_BITRATE_ESTIMATOR_ATTR: Final = "_RTCRtpReceiver__remote_bitrate_estima
 CAP_REPORT_CHANGE: Final = 0.1
 CAP_REPORT_MIN_INTERVAL_MS: Final = 200
 
+MEDIA_PORTS_EXHAUSTED: Final = "media_ports_exhausted"
+"""The ``MediaNegotiationError`` code of a leg refused because every port is taken."""
+
 OnEncodedFrame = Callable[[str, int, bytes, int], None]
 """(codec name, clock rate, frame data, unwrapped RTP timestamp), called on the loop."""
+
+
+# Per ICE connection (one per leg: the bridge bundles audio and video). Browsers signal
+# a handful of candidates (host per interface, srflx, relay per TURN server) and learn
+# one or two peer-reflexive ones behind NATs or mDNS-hidden hosts.
+MAX_REMOTE_CANDIDATES: Final = 32
+MAX_PEER_REFLEXIVE_CANDIDATES: Final = 8
+
+AddressScope = Literal["public", "private", "link_local", "loopback", "unusable"]
+# RFC 6598 shared address space (carrier-grade NAT, also Tailscale): not public, and
+# Python's ipaddress counts it neither private nor global.
+_SHARED_ADDRESS_SPACE: Final = ipaddress.ip_network("100.64.0.0/10")
+_THIS_NETWORK: Final = ipaddress.ip_network("0.0.0.0/8")
+# RFC 7983: the first byte of a STUN message is 0-3; anything else is DTLS, RTP or junk.
+_STUN_FIRST_BYTE_MAX: Final = 3
 
 
 @dataclass(slots=True)
 class DatagramDropCounts:
     empty: int = 0
     queue_full: int = 0
+    unknown_source: int = 0
+    """Media datagrams from an address that is no candidate pair of the socket."""
+
+
+@dataclass(slots=True)
+class IceRefusalCounts:
+    """Process-wide counts of what the bounded-ICE patches refused or ignored."""
+
+    mdns_candidates: int = 0
+    candidates_over_cap: int = 0
+    candidates_out_of_scope: int = 0
+    checks_out_of_scope: int = 0
+    peer_reflexive_over_cap: int = 0
 
 
 @dataclass(slots=True)
@@ -108,9 +188,21 @@ class _PatchState:
     host_addresses: list[str] | None = None
     original_data_received: Callable[..., None] | None = None
     original_get_host_addresses: Callable[..., list[str]] | None = None
+    original_datagram_received: Callable[..., None] | None = None
+    original_add_remote_candidate: Callable[..., Any] | None = None
+    original_pair_remote_candidate: Callable[..., None] | None = None
+    original_request_received: Callable[..., None] | None = None
+    original_check_incoming: Callable[..., None] | None = None
+    original_get_component_candidates: Callable[..., Any] | None = None
+    port_range: tuple[int, int] | None = None
+    # The next port of the range to try: legs spread over the range instead of always
+    # probing from its start.
+    next_port: int = 0
+    announced: dict[str, str] = field(default_factory=dict)
 
 
 _drops = DatagramDropCounts()
+_ice = IceRefusalCounts()
 _state = _PatchState()
 
 
@@ -185,15 +277,279 @@ def _get_host_addresses(use_ipv4: bool, use_ipv6: bool) -> list[str]:
     return _state.original_get_host_addresses(use_ipv4=use_ipv4, use_ipv6=use_ipv6)
 
 
+# ---- bounded ICE ------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=4096)
+def address_scope(host: str) -> AddressScope:
+    """Which scope an ICE address is in; ``unusable`` for what is never checked (not an IP
+    address, unspecified, multicast, broadcast, reserved)."""
+    try:
+        ip = ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        return "unusable"
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    if ip.is_unspecified or ip.is_multicast:
+        return "unusable"
+    # Before is_reserved, which also holds for ::1 (part of the reserved ::/8).
+    if ip.is_loopback:
+        return "loopback"
+    if ip.is_link_local:
+        return "link_local"
+    if ip.is_reserved or (isinstance(ip, ipaddress.IPv4Address) and ip in _THIS_NETWORK):
+        return "unusable"
+    if ip.is_private or (isinstance(ip, ipaddress.IPv4Address) and ip in _SHARED_ADDRESS_SPACE):
+        return "private"
+    return "public" if ip.is_global else "unusable"
+
+
+def ice_address_allowed(host: str, own_host_addresses: Sequence[str]) -> bool:
+    """The ICE scope contract: check (and answer checks from) ``host`` when it is public,
+    or when one of our own host addresses is in the same (non-public) scope."""
+    scope = address_scope(host)
+    if scope == "public":
+        return True
+    if scope == "unusable":
+        return False
+    return any(address_scope(own) == scope for own in own_host_addresses)
+
+
+def _own_host_addresses(connection: Any) -> list[str]:
+    """The addresses this connection's host candidates are bound to."""
+    addresses = []
+    for protocol in connection._protocols:
+        candidate = getattr(protocol, "local_candidate", None)
+        if candidate is not None and candidate.type == "host":
+            addresses.append(candidate.host)
+    return addresses
+
+
+def _known_remote(connection: Any, addr: tuple[str, int]) -> bool:
+    return any(
+        c._network_host == addr[0] and c.port == addr[1] for c in connection._remote_candidates
+    )
+
+
+def _over_loopback(protocol: Any) -> bool:
+    """Whether ``protocol``'s socket is bound to a loopback address: the kernel delivers
+    only this host's own traffic there (and sends nothing from it off the host), whatever
+    source address that traffic carries -- a browser on this machine checks from its
+    interface address (Chromium: 192.0.2.2 -> 127.0.0.1 over ``lo``)."""
+    candidate = getattr(protocol, "local_candidate", None)
+    return (
+        candidate is not None
+        and candidate.type == "host"
+        and address_scope(candidate.host) == "loopback"
+    )
+
+
+def _admit_check(connection: Any, addr: tuple[str, int], protocol: Any) -> bool:
+    if not (
+        _over_loopback(protocol) or ice_address_allowed(addr[0], _own_host_addresses(connection))
+    ):
+        _ice.checks_out_of_scope += 1
+        return False
+    if _known_remote(connection, addr):
+        return True
+    learned = sum(1 for c in connection._remote_candidates if c.type == "prflx")
+    if learned >= MAX_PEER_REFLEXIVE_CANDIDATES:
+        _ice.peer_reflexive_over_cap += 1
+        if _ice.peer_reflexive_over_cap == 1 or _ice.peer_reflexive_over_cap % 1000 == 0:
+            logger.warning(
+                "ICE: checks from new source addresses ignored past %d peer-reflexive "
+                "candidates (%d so far, process-wide)",
+                MAX_PEER_REFLEXIVE_CANDIDATES,
+                _ice.peer_reflexive_over_cap,
+            )
+        return False
+    return True
+
+
+async def _add_remote_candidate(self: Any, remote_candidate: Any) -> None:
+    if remote_candidate is not None:
+        if aioice.mdns.is_mdns_hostname(remote_candidate.host):
+            # Resolving would send multicast queries into the node's network on request
+            # of anyone who can send an offer; browsers also offer a routable candidate
+            # or reach us as peer-reflexive.
+            _ice.mdns_candidates += 1
+            return
+        signalled = sum(1 for c in self._remote_candidates if c.type != "prflx")
+        if signalled >= MAX_REMOTE_CANDIDATES:
+            _ice.candidates_over_cap += 1
+            return
+    assert _state.original_add_remote_candidate is not None
+    await _state.original_add_remote_candidate(self, remote_candidate)
+
+
+def _pair_remote_candidate(self: Any, remote_candidate: Any) -> None:
+    if not self._protocols:
+        return  # not gathered yet: connect() pairs every remote candidate again
+    if not ice_address_allowed(remote_candidate._network_host, _own_host_addresses(self)):
+        _ice.candidates_out_of_scope += 1
+        return
+    assert _state.original_pair_remote_candidate is not None
+    _state.original_pair_remote_candidate(self, remote_candidate)
+
+
+def _request_received(self: Any, message: Any, addr: tuple[str, int], protocol: Any) -> None:
+    if not _admit_check(self, (addr[0], addr[1]), protocol):
+        return  # no answer: an unanswered check costs the sender, not us
+    assert _state.original_request_received is not None
+    _state.original_request_received(self, message, addr, protocol)
+
+
+def _check_incoming(self: Any, message: Any, addr: tuple[str, int], protocol: Any) -> None:
+    # Checks held back until connect() were admitted before the cap could count them.
+    if not _admit_check(self, (addr[0], addr[1]), protocol):
+        return
+    assert _state.original_check_incoming is not None
+    _state.original_check_incoming(self, message, addr, protocol)
+
+
+def _from_candidate_pair(protocol: Any, addr: tuple[str, int]) -> bool:
+    connection = protocol.receiver
+    nominated = connection._nominated.get(protocol.local_candidate.component)
+    if nominated is not None and nominated.protocol is protocol and nominated.remote_addr == addr:
+        return True  # the media path: one comparison
+    failed = aioice.ice.CandidatePair.State.FAILED
+    return any(
+        pair.protocol is protocol and pair.remote_addr == addr and pair.state is not failed
+        for pair in connection._check_list
+    )
+
+
+def _datagram_received(self: Any, data: bytes, addr: tuple[Any, ...]) -> None:
+    if data and data[0] > _STUN_FIRST_BYTE_MAX:
+        if not _from_candidate_pair(self, (addr[0], addr[1])):
+            _drops.unknown_source += 1
+            return
+        # Not STUN (RFC 7983): skip aioice's parse attempt, as it would fail anyway.
+        self.receiver.data_received(data, self.local_candidate.component)
+        return
+    assert _state.original_datagram_received is not None
+    _state.original_datagram_received(self, data, addr)
+
+
+def ice_refusal_counts() -> IceRefusalCounts:
+    """What the bounded-ICE patches refused or ignored so far, process-wide."""
+    return IceRefusalCounts(**asdict(_ice))
+
+
+# (owner, attribute, replacement, where the original is kept)
+
+
+def _bind_host(address: str) -> socket.socket | None:
+    """A UDP socket bound to ``address`` on a free port of the range (any port without
+    one); ``None`` when the address cannot be bound at all (aioice skips it too); raises
+    ``MediaNegotiationError`` when every port of the range is taken."""
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    low, high = _state.port_range or (0, 0)
+    size = high - low + 1
+    for attempt in range(size):
+        port = low + (_state.next_port - low + attempt) % size
+        sock = socket.socket(family, socket.SOCK_DGRAM)
+        try:
+            sock.bind((address, port))
+        except OSError as exc:
+            sock.close()
+            if exc.errno == errno.EADDRINUSE and port:
+                continue
+            logger.info("could not bind a media port on %s: %s", address, exc.strerror)
+            return None
+        _state.next_port = low + (port - low + 1) % size
+        return sock
+    raise MediaNegotiationError(
+        MEDIA_PORTS_EXHAUSTED,
+        f"every media port ({low}-{high}) is in use on this server; try again in a moment",
+        retryable=True,
+    )
+
+
+async def _get_component_candidates(
+    self: Any,
+    component: int,
+    addresses: list[str],
+    timeout: int = 5,  # noqa: ASYNC109 (aioice's own signature)
+) -> Any:
+    original = _state.original_get_component_candidates
+    assert original is not None
+    if _state.port_range is None and not _state.announced:
+        return await original(self, component=component, addresses=addresses, timeout=timeout)
+    loop = asyncio.get_running_loop()
+    candidates: list[Candidate] = []
+    for address in addresses:
+        sock = _bind_host(address)
+        if sock is None:
+            continue
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, aioice.turn.UDP_SOCKET_BUFFER_SIZE)
+        sock.setblocking(False)
+        try:
+            _, protocol = await loop.create_datagram_endpoint(
+                lambda: aioice.ice.StunProtocol(self), sock=sock
+            )
+        except BaseException:
+            sock.close()
+            raise
+        bound_host, port = sock.getsockname()[:2]
+        host = _state.announced.get(address, bound_host)
+        protocol.local_candidate = Candidate(
+            foundation=candidate_foundation("host", "udp", host),
+            component=component,
+            transport="udp",
+            priority=candidate_priority(component, "host"),
+            host=host,
+            port=port,
+            type="host",
+        )
+        candidates.append(protocol.local_candidate)
+        self._protocols.append(protocol)
+    # STUN and TURN gathering, if configured, stay aioice's own (without host sockets
+    # there is nothing to ask a STUN server about: a public address is announced instead).
+    candidates += await original(self, component=component, addresses=[], timeout=timeout)
+    return candidates
+
+
+_GLOBAL_PATCHES: Final = (
+    (aioice.ice.Connection, "data_received", _data_received, "original_data_received"),
+    (aioice.ice, "get_host_addresses", _get_host_addresses, "original_get_host_addresses"),
+    (
+        aioice.ice.Connection,
+        "get_component_candidates",
+        _get_component_candidates,
+        "original_get_component_candidates",
+    ),
+    (
+        aioice.ice.StunProtocol,
+        "datagram_received",
+        _datagram_received,
+        "original_datagram_received",
+    ),
+    (
+        aioice.ice.Connection,
+        "add_remote_candidate",
+        _add_remote_candidate,
+        "original_add_remote_candidate",
+    ),
+    (
+        aioice.ice.Connection,
+        "_pair_remote_candidate",
+        _pair_remote_candidate,
+        "original_pair_remote_candidate",
+    ),
+    (aioice.ice.Connection, "request_received", _request_received, "original_request_received"),
+    (aioice.ice.Connection, "check_incoming", _check_incoming, "original_check_incoming"),
+)
+
+
 def install_global_patches() -> None:
     """Install the process-wide aioice patches (safe to call any number of times)."""
     if _state.installed:
         return
     require_checked_versions()
-    _state.original_data_received = aioice.ice.Connection.data_received
-    _state.original_get_host_addresses = aioice.ice.get_host_addresses
-    aioice.ice.Connection.data_received = _data_received  # type: ignore[method-assign]
-    aioice.ice.get_host_addresses = _get_host_addresses
+    for owner, attribute, replacement, keep in _GLOBAL_PATCHES:
+        setattr(_state, keep, getattr(owner, attribute))
+        setattr(owner, attribute, replacement)
     _state.installed = True
 
 
@@ -201,10 +557,10 @@ def uninstall_global_patches() -> None:
     """Restore aioice (for tests that need to show the bug the patch fixes)."""
     if not _state.installed:
         return
-    assert _state.original_data_received is not None
-    assert _state.original_get_host_addresses is not None
-    aioice.ice.Connection.data_received = _state.original_data_received  # type: ignore[method-assign]
-    aioice.ice.get_host_addresses = _state.original_get_host_addresses
+    for owner, attribute, _replacement, keep in _GLOBAL_PATCHES:
+        original = getattr(_state, keep)
+        assert original is not None
+        setattr(owner, attribute, original)
     _state.installed = False
 
 
@@ -216,6 +572,56 @@ def limit_ice_host_addresses(addresses: Sequence[str] | None) -> None:
     """
     install_global_patches()
     _state.host_addresses = None if addresses is None else list(addresses)
+
+
+def use_media_ports(port_range: tuple[int, int] | None) -> None:
+    """Bind host candidates only on UDP ports ``low..high`` (inclusive; ``None``: any
+    port, aioice's default). Process-wide; call once at start-up, before any leg.
+
+    Each leg takes one port per ICE host address while it lives; when none is free a new
+    leg is refused with ``MediaNegotiationError`` (code ``media_ports_exhausted``).
+    """
+    if port_range is not None:
+        low, high = port_range
+        if not 1 <= low <= high <= 65535:
+            raise ValueError(f"bad media port range {low}-{high}")
+    install_global_patches()
+    _state.port_range = port_range
+    _state.next_port = port_range[0] if port_range else 0
+
+
+def announce_ice_addresses(announced: Mapping[str, str]) -> None:
+    """Offer ``announced[bound]`` in host candidates instead of the bound address (a 1:1
+    NAT: the node binds its private address, browsers reach its public one). Empty:
+    announce what is bound. Process-wide; call once at start-up.
+    """
+    for bound, public in announced.items():
+        if ipaddress.ip_address(bound).version != ipaddress.ip_address(public).version:
+            raise ValueError(f"{public} and {bound} are not of the same IP version")
+    install_global_patches()
+    _state.announced = dict(announced)
+
+
+def configure_media_sockets(
+    host_addresses: Sequence[str] | None,
+    *,
+    udp_receive_buffer_bytes: int,
+    port_range: tuple[int, int] | None = None,
+    announced: Mapping[str, str] | None = None,
+) -> None:
+    """Everything about the media sockets of this process, set once at start-up (a media
+    worker, or the serving process with media workers off); ``reset_media_sockets`` undoes it."""
+    limit_ice_host_addresses(host_addresses)
+    set_udp_receive_buffer(udp_receive_buffer_bytes)
+    use_media_ports(port_range)
+    announce_ice_addresses(announced or {})
+
+
+def reset_media_sockets() -> None:
+    """aioice's own gathering again (every interface, any port, bound addresses announced)."""
+    limit_ice_host_addresses(None)
+    use_media_ports(None)
+    announce_ice_addresses({})
 
 
 def set_udp_receive_buffer(size_bytes: int) -> None:
@@ -233,7 +639,7 @@ def set_udp_receive_buffer(size_bytes: int) -> None:
 
 def datagram_drop_counts() -> DatagramDropCounts:
     """How many inbound datagrams the global patch dropped, process-wide."""
-    return DatagramDropCounts(empty=_drops.empty, queue_full=_drops.queue_full)
+    return DatagramDropCounts(**asdict(_drops))
 
 
 class _EncodedFrameTap:

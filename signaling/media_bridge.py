@@ -123,6 +123,7 @@ from signaling.media_errors import (
 )
 from signaling.media_forwarding import ForwardingTrack, KeyframeRequester, StreamCounters
 from signaling.media_sink import EncodedFrame, EncodedFrameSink, MediaKind
+from signaling.ws_limits import MessageRateLimiter
 
 logger = logging.getLogger(__name__)
 
@@ -146,6 +147,11 @@ class BridgeSettings:
     # node normally has a reachable address and Google's STUN (aiortc's default) must
     # not be contacted implicitly.
     ice_servers: tuple[RTCIceServer, ...] = ()
+    # Offers per participant: every new ICE credential pair makes a server peer
+    # connection (sockets, DTLS keys), so a burst, then one every 2 s. A page offers once
+    # per (re)connection; 200 offers a second must not make 200 peer connections.
+    offer_burst: int = 5
+    offer_rate_per_second: float = 0.5
     bandwidth: BandwidthSettings = field(default_factory=BandwidthSettings)
 
 
@@ -238,6 +244,7 @@ class _Leg:
     replaced: bool = False
     rx_packets: int = -1
     rx_changed_at: float = 0.0
+    candidates_trickled: int = 0
     estimator: aiortc_patches.CappedBitrateEstimator | None = None
 
 
@@ -246,6 +253,7 @@ class _Participant:
     participant_id: str
     streams: dict[MediaKind, _SourceStream]
     keyframes: KeyframeRequester
+    offers: MessageRateLimiter
     gate: DownlinkVideoGate
     """What this participant receives: their browser's estimate decides the other's rate."""
     police: LegBitratePolice
@@ -307,6 +315,13 @@ class CallMediaBridge:
                 raise MediaNegotiationError("call_full", "the call already has two participants")
             video_codec = self._choose_video_codec(offer)
             participant = self._participant(participant_id)
+            if not participant.offers.allow(asyncio.get_running_loop().time()):
+                raise MediaNegotiationError(
+                    "rate_limited",
+                    f"too many offers: {self._settings.offer_burst} at once, then one every "
+                    f"{1 / self._settings.offer_rate_per_second:g} s; wait and offer again",
+                    retryable=True,
+                )
             leg = participant.leg
             try:
                 if (
@@ -369,6 +384,12 @@ class CallMediaBridge:
             raise InvalidCandidateError(str(exc)) from None
         parsed.sdpMid = sdp_mid
         parsed.sdpMLineIndex = sdp_mline_index
+        if leg.candidates_trickled >= aiortc_patches.MAX_REMOTE_CANDIDATES:
+            raise InvalidCandidateError(
+                f"too many ICE candidates for this connection "
+                f"(at most {aiortc_patches.MAX_REMOTE_CANDIDATES})"
+            )
+        leg.candidates_trickled += 1
         try:
             await leg.pc.addIceCandidate(parsed)
         except ValueError as exc:
@@ -547,6 +568,10 @@ class CallMediaBridge:
                     asyncio.get_running_loop(),
                     min_interval=self._settings.keyframe_request_interval,
                     send=lambda: self._send_keyframe_request(participant_id),
+                ),
+                offers=MessageRateLimiter(
+                    rate_per_second=self._settings.offer_rate_per_second,
+                    burst=self._settings.offer_burst,
                 ),
                 gate=DownlinkVideoGate(self._settings.bandwidth),
                 police=LegBitratePolice(self._settings.bandwidth),

@@ -230,8 +230,14 @@ def validate_candidate_line(candidate: str) -> str:
     try:
         ipaddress.ip_address(address)
     except ValueError:
-        if not _MDNS_NAME.match(address):
-            raise ValueError("candidate address is not an IP address or mDNS name") from None
+        if _MDNS_NAME.match(address):
+            # DESIGN.md section 8, ICE scope: the server never resolves browsers' private
+            # names (multicast into its own network); the browser's checks reach it anyway.
+            raise ValueError(
+                "mDNS (.local) candidates are not accepted; the server learns this "
+                "address from the browser's own connectivity checks"
+            ) from None
+        raise ValueError("candidate address is not an IP address") from None
     if len(bits) % 2:
         raise ValueError("candidate extensions must come in name/value pairs")
     return text

@@ -210,6 +210,19 @@ class MediaStateMessage(_Request):
     video: bool
 
 
+QualityLevel = Literal["good", "fair", "poor"]
+"""Signal bars the call page measured for its own link (``getStats``: round trip, loss,
+jitter, available bitrate), after its warm-up."""
+
+
+class ConnectionQualityMessage(_Request):
+    """The sender's own link quality, relayed to the other participant."""
+
+    type: Literal["connection_quality"] = "connection_quality"
+    call_id: EntityId
+    level: QualityLevel
+
+
 class ClientChatMessage(_Request):
     type: Literal["chat"] = "chat"
     call_id: EntityId
@@ -234,6 +247,7 @@ ClientMessage = Annotated[
     | OfferMessage
     | ClientIceCandidateMessage
     | MediaStateMessage
+    | ConnectionQualityMessage
     | ClientChatMessage
     | ReportCallMessage,
     Field(discriminator="type"),
@@ -381,6 +395,15 @@ class CallEndingSoonMessage(_Message):
     max_minutes: Annotated[float, Field(gt=0, allow_inf_nan=False)]
 
 
+class PeerConnectionQualityMessage(_Message):
+    """The other participant's own link quality, as their page measured it."""
+
+    type: Literal["peer_connection_quality"] = "peer_connection_quality"
+    call_id: EntityId
+    user_id: EntityId
+    level: QualityLevel
+
+
 class ChatRecord(_Message):
     id: EntityId
     sender_id: EntityId
@@ -415,6 +438,7 @@ ServerMessage = Annotated[
     | ServerIceCandidateMessage
     | PeerMediaStateMessage
     | PeerConnectionStateMessage
+    | PeerConnectionQualityMessage
     | ServerChatMessage
     | ContactDetailsWarningMessage
     | VideoPausedMessage

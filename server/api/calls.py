@@ -9,22 +9,39 @@ Without a token, participants may read their own call; anyone else gets 404.
 
 from __future__ import annotations
 
-from typing import Annotated
+import secrets
+from typing import Annotated, cast
 
 from aiohttp import web
 from aiohttp_pydantic.oas.typing import r200, r201, r401, r403, r404, r410, r422, r429
-from pydantic import Field
+from pydantic import BaseModel, Field
 
 from server.api.openapi import api_handler
-from server.api.schemas import CallOut, CallParty, CallReportIn, CallReportOut, ErrorBody
-from server.appkeys import CALLS, DB, SETTINGS
+from server.api.schemas import (
+    CallOut,
+    CallParty,
+    CallReportIn,
+    CallReportOut,
+    ErrorBody,
+    LeaveCallIn,
+    LeaveCallOut,
+)
+from server.appkeys import CALL_ROUTER, CALLS, DB, SETTINGS
 from server.auth import current_user
 from server.calls.errors import CallError, JoinLinkError
 from server.calls.join_links import MAX_TOKEN_CHARS, check_join_token
 from server.db.models import Call, User
 from server.errors import ApiError, not_found
 from server.write_throttle import WRITE_THROTTLES, check_write_rate
+from server.ws.connection import Connection
 from signaling.call_state import CallPhase
+from signaling.ws_protocol import (
+    CancelCallMessage,
+    DeclineCallMessage,
+    ErrorCode,
+    ErrorMessage,
+    HangUpMessage,
+)
 
 CallId = Annotated[str, Field(min_length=1, max_length=128)]
 JoinToken = Annotated[str, Field(max_length=MAX_TOKEN_CHARS)]
@@ -124,6 +141,68 @@ async def report_call(
     return web.json_response(out.model_dump(mode="json"), status=201)
 
 
+class _ClosingPage:
+    """The call page that is going away: its last command came over HTTP (a ``keepalive``
+    fetch from ``pagehide``), and nobody is left to read the replies."""
+
+    def __init__(self, user_id: str) -> None:
+        self._user_id = user_id
+        self._id = f"http-{secrets.token_hex(6)}"
+
+    @property
+    def id(self) -> str:
+        return self._id
+
+    @property
+    def user_id(self) -> str:
+        return self._user_id
+
+    @property
+    def is_open(self) -> bool:
+        return False
+
+    def send(self, message: BaseModel) -> bool:
+        return False
+
+    def send_text(self, text: str) -> bool:
+        return False
+
+
+_LEAVE_MESSAGES: dict[str, type[HangUpMessage | CancelCallMessage | DeclineCallMessage]] = {
+    "hang_up": HangUpMessage,
+    "cancel_call": CancelCallMessage,
+    "decline_call": DeclineCallMessage,
+}
+
+
+@api_handler
+async def leave_call(
+    request: web.Request, call_id: CallId, /, body: LeaveCallIn
+) -> r200[LeaveCallOut] | r401[ErrorBody] | r404[ErrorBody] | r422[ErrorBody]:
+    """The call page is closing: hang up (or cancel, or decline while it rings) at once.
+
+    The page sends the same command over its socket on `pagehide`, but a browser may tear
+    the socket down before that frame leaves; a `keepalive` fetch is delivered anyway.
+    The first of the two to arrive ends the call; the other one finds it over
+    (`done: false`).
+
+    Tags: calls
+    """
+    async with request.app[DB]() as session:
+        user = await current_user(request, session)
+    message = _LEAVE_MESSAGES[body.message](call_id=call_id, id=0)
+    # The router runs it on the node that owns the call, like a socket's command.
+    page = _ClosingPage(user.id)
+    replies = await request.app[CALL_ROUTER].run(cast(Connection, page), message)
+    for reply in replies:
+        if isinstance(reply, ErrorMessage):
+            if reply.error.code is ErrorCode.NOT_FOUND:
+                raise not_found("call")
+            return web.json_response(LeaveCallOut(done=False).model_dump(mode="json"))
+    return web.json_response(LeaveCallOut(done=bool(replies)).model_dump(mode="json"))
+
+
 def add_routes(app: web.Application) -> None:
     app.router.add_get("/api/v1/calls/{call_id}", get_call)
+    app.router.add_post("/api/v1/calls/{call_id}/leave", leave_call)
     app.router.add_post("/api/v1/calls/{call_id}/report", report_call)

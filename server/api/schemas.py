@@ -439,3 +439,28 @@ class CallReportOut(BaseModel):
     reason: str
     details: str | None
     created_at: datetime
+
+
+class IceServerOut(BaseModel):
+    """One entry of ``RTCConfiguration.iceServers``: TURN URLs and their credentials."""
+
+    urls: list[str]
+    username: str
+    credential: str
+
+
+class IceServersOut(BaseModel):
+    ice_servers: list[IceServerOut]
+    expires_at: datetime | None
+    """When the credentials stop working (``null`` with no TURN configured)."""
+
+
+class LeaveCallIn(StrictBody):
+    """What the closing call page sends: the same message it sends over its socket."""
+
+    message: Literal["hang_up", "cancel_call", "decline_call"]
+
+
+class LeaveCallOut(BaseModel):
+    done: bool
+    """False when the call had already ended (or the command was passed to another node)."""

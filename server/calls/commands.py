@@ -16,6 +16,7 @@ from server.calls.errors import CallError
 from server.calls.notifications import chat_replies
 from server.calls.seams import CallSocket
 from server.calls.service import CallService
+from signaling.aiortc_patches import MEDIA_PORTS_EXHAUSTED
 from signaling.call_state import CallStateError
 from signaling.media_errors import (
     InvalidCandidateError,
@@ -29,6 +30,7 @@ from signaling.ws_protocol import (
     CancelCallMessage,
     ClientChatMessage,
     ClientIceCandidateMessage,
+    ConnectionQualityMessage,
     DeclineCallMessage,
     ErrorCode,
     ErrorMessage,
@@ -51,6 +53,7 @@ CallCommand = (
     | OfferMessage
     | ClientIceCandidateMessage
     | MediaStateMessage
+    | ConnectionQualityMessage
     | ClientChatMessage
     | ReportCallMessage
 )
@@ -62,6 +65,7 @@ CALL_COMMANDS = (
     OfferMessage,
     ClientIceCandidateMessage,
     MediaStateMessage,
+    ConnectionQualityMessage,
     ClientChatMessage,
     ReportCallMessage,
 )
@@ -99,8 +103,13 @@ def error_reply(exc: Exception, request_id: int | None) -> ErrorMessage | None:
             )
         case MediaNegotiationError() if exc.code in _SDP_CODES:
             return error_message(ErrorCode.SDP_INVALID, exc.message, request_id)
+        case MediaNegotiationError() if exc.code == MEDIA_PORTS_EXHAUSTED:
+            # Capacity, not the offer: the same offer succeeds once a call ends.
+            return error_message(ErrorCode.UNAVAILABLE, exc.message, request_id)
         case MediaNegotiationError() if exc.code == "bridge_closed":
             return error_message(ErrorCode.CALL_NOT_LIVE, "the call has ended", request_id)
+        case MediaNegotiationError() if exc.code == "rate_limited":
+            return error_message(ErrorCode.RATE_LIMITED, exc.message, request_id)
         case MediaBridgeError():
             return error_message(ErrorCode.NOT_ALLOWED, exc.message, request_id)
     return None
@@ -157,6 +166,9 @@ async def run_call_command(
             await calls.set_media_state(
                 socket, message.call_id, audio=message.audio, video=message.video
             )
+            return ack
+        case ConnectionQualityMessage():
+            await calls.relay_connection_quality(socket, message.call_id, message.level)
             return ack
         case ClientChatMessage():
             posted = await calls.chat(socket, message.call_id, message.text)

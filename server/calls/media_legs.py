@@ -14,7 +14,12 @@ from server.calls.call_sockets import CallSockets
 from server.calls.errors import CallError, no_such_call
 from server.calls.lifecycle import CallLifecycle
 from server.calls.live_call import LiveCall
-from server.calls.notifications import CallNotifier, PeerMediaState, VideoPaused
+from server.calls.notifications import (
+    CallNotifier,
+    PeerConnectionQuality,
+    PeerMediaState,
+    VideoPaused,
+)
 from server.calls.seams import CallSocket
 from server.media.call_media import CallMedia, MediaHost, MediaUnavailableError
 from signaling.call_state import (
@@ -28,7 +33,7 @@ from signaling.call_state import (
     NotACallParticipant,
     Role,
 )
-from signaling.ws_protocol import ErrorCode
+from signaling.ws_protocol import ErrorCode, QualityLevel
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +65,8 @@ class MediaLegs:
             )
         except MediaUnavailableError as exc:
             log.warning("call=%s no media capacity: %s", call_id, exc)
-            raise CallError(ErrorCode.UNAVAILABLE, NO_CAPACITY_MESSAGE) from None
+            # The host's own words when it has them (no room to record the call, say).
+            raise CallError(ErrorCode.UNAVAILABLE, exc.words or NO_CAPACITY_MESSAGE) from None
 
     # --- from the participants ---------------------------------------------------------
 
@@ -101,6 +107,18 @@ class MediaLegs:
             if peer.in_call:
                 self._notify.to_user(peer.user_id, PeerMediaState.of(live.state, user_id))
         await self._sockets.attach(live, socket)
+
+    async def relay_connection_quality(
+        self, socket: CallSocket, call_id: str, level: QualityLevel
+    ) -> None:
+        """A participant's own link quality, passed on to the other one (nothing stored)."""
+        live = await self._lifecycle.live_for(socket.user_id, call_id)
+        _require_media_allowed(live, socket.user_id, "report connection quality")
+        peer = live.state.peer_of(socket.user_id)
+        if peer.in_call:
+            self._notify.to_user(
+                peer.user_id, PeerConnectionQuality(call_id, socket.user_id, level)
+            )
 
     # --- from the media host ------------------------------------------------------------
 

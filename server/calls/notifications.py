@@ -26,8 +26,10 @@ from signaling.ws_protocol import (
     CallStateMessage,
     ContactDetailsWarningMessage,
     IncomingCallMessage,
+    PeerConnectionQualityMessage,
     PeerConnectionStateMessage,
     PeerMediaStateMessage,
+    QualityLevel,
     VideoPausedMessage,
     chat_message,
 )
@@ -98,6 +100,15 @@ class PeerConnectionState:
 
 
 @dataclass(frozen=True, slots=True)
+class PeerConnectionQuality:
+    """``user_id``'s own link quality as their page measured it, to the other participant."""
+
+    call_id: str
+    user_id: str
+    level: QualityLevel
+
+
+@dataclass(frozen=True, slots=True)
 class ChatMessagePosted:
     """A chat message as stored."""
 
@@ -141,6 +152,7 @@ CallNotification = (
     | IncomingCall
     | PeerMediaState
     | PeerConnectionState
+    | PeerConnectionQuality
     | ChatMessagePosted
     | ContactDetailsWarning
     | VideoPaused
@@ -186,6 +198,8 @@ def wire_message(notification: CallNotification, *, request_id: int | None = Non
                 user_id=user_id,
                 state="reconnecting" if reconnecting else "connected",
             )
+        case PeerConnectionQuality(call_id=call_id, user_id=user_id, level=level):
+            return PeerConnectionQualityMessage(call_id=call_id, user_id=user_id, level=level)
         case ChatMessagePosted():
             return chat_message(
                 call_id=notification.call_id,

@@ -42,6 +42,7 @@ from server.media.call_media import MediaHost
 from server.owned_tasks import OwnedTasks
 from server.settings import Settings
 from signaling.call_state import Cancel, Decline, HangUp
+from signaling.ws_protocol import QualityLevel
 
 log = logging.getLogger(__name__)
 
@@ -196,6 +197,11 @@ class CallService:
         self, socket: CallSocket, call_id: str, *, audio: bool, video: bool
     ) -> None:
         await self._media.set_media_state(socket, call_id, audio=audio, video=video)
+
+    async def relay_connection_quality(
+        self, socket: CallSocket, call_id: str, level: QualityLevel
+    ) -> None:
+        await self._media.relay_connection_quality(socket, call_id, level)
 
     async def chat(self, socket: CallSocket, call_id: str, text: str) -> ChatMessagePosted:
         return await self._chat.chat(socket, call_id, text)

@@ -28,7 +28,12 @@ cannot carry the other's video, which is no longer forwarded to them; audio goes
 
 
 class MediaUnavailableError(Exception):
-    """No media capacity for a new call (no live worker, or the host is closing)."""
+    """No media capacity for a new call (no live worker, the host is closing, no room to
+    record it). ``words``, when given, tell the caller why in words meant for people."""
+
+    def __init__(self, message: str, *, words: str | None = None) -> None:
+        super().__init__(message)
+        self.words = words
 
 
 @dataclass(frozen=True, slots=True)

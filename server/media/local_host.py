@@ -22,12 +22,16 @@ from server.media.call_media import (
     MediaNoticeListener,
     MediaUnavailableError,
 )
+from server.media.staging_space import StagingSpace
+from signaling.call_state import FailureDetail
 from signaling.media_bridge import BridgeSettings, CallMediaBridge
 from signaling.media_sink import EncodedFrameSink, MediaKind
 
 log = logging.getLogger(__name__)
 
 KeyframeRequest = Callable[[str], None]
+RecordingFailed = Callable[[str], None]
+"""``recording_failed(reason)``: the sink stopped recording mid-call (on the loop)."""
 
 
 class RecordingSink(EncodedFrameSink, Protocol):
@@ -37,14 +41,17 @@ class RecordingSink(EncodedFrameSink, Protocol):
     async def aclose(self) -> object: ...
 
 
-SinkFactory = Callable[[str, KeyframeRequest], Awaitable[RecordingSink | None]]
-"""``factory(call_id, request_keyframe)``: the call's recording sink, or None (record nothing)."""
+SinkFactory = Callable[[str, KeyframeRequest, RecordingFailed], Awaitable[RecordingSink | None]]
+"""``factory(call_id, request_keyframe, recording_failed)``: the call's recording sink, or
+None (record nothing)."""
 
 
 def sink_factory_from(factory: Callable[[str], Any]) -> SinkFactory:
     """Adapt a plain ``factory(call_id)``, sync or async (the test seam), to a SinkFactory."""
 
-    async def make(call_id: str, request_keyframe: KeyframeRequest) -> RecordingSink | None:
+    async def make(
+        call_id: str, request_keyframe: KeyframeRequest, recording_failed: RecordingFailed
+    ) -> RecordingSink | None:
         result = factory(call_id)
         if inspect.isawaitable(result):
             result = await result
@@ -54,15 +61,25 @@ def sink_factory_from(factory: Callable[[str], Any]) -> SinkFactory:
 
 
 class StagingRecorders:
-    """The default sink factory: a ``CallRecorder`` per call under ``staging/<call id>``."""
+    """The default sink factory: a ``CallRecorder`` per call under ``staging/<call id>``,
+    writing at most ``budget_bytes`` (``INBOXCALL_STAGING_BYTES_PER_CALL``)."""
 
-    def __init__(self, staging: Path) -> None:
+    def __init__(self, staging: Path, *, budget_bytes: int | None = None) -> None:
         self._staging = staging
+        self._budget_bytes = budget_bytes
 
-    async def __call__(self, call_id: str, request_keyframe: KeyframeRequest) -> CallRecorder:
+    async def __call__(
+        self, call_id: str, request_keyframe: KeyframeRequest, recording_failed: RecordingFailed
+    ) -> CallRecorder:
         directory = self._staging / call_id
         await asyncio.to_thread(directory.mkdir, parents=True, exist_ok=True)
-        return CallRecorder(call_id, directory, request_keyframe=request_keyframe)
+        return CallRecorder(
+            call_id,
+            directory,
+            request_keyframe=request_keyframe,
+            max_staging_bytes=self._budget_bytes,
+            on_failure=recording_failed,
+        )
 
 
 class LocalCallMedia:
@@ -72,9 +89,12 @@ class LocalCallMedia:
         bridge: CallMediaBridge,
         make_sink: SinkFactory,
         on_closed: Callable[[], None],
+        on_failure: MediaFailureListener | None = None,
     ) -> None:
         self._call_id = call_id
         self._on_closed = on_closed
+        self._on_failure = on_failure
+        self._recording_failed = False
         self.bridge = bridge
         self._make_sink = make_sink
         self.sink: RecordingSink | None = None
@@ -107,7 +127,9 @@ class LocalCallMedia:
         async with self._recording:
             if self.sink is not None or self._closed is not None:
                 return
-            sink = await self._make_sink(self._call_id, self.bridge.request_keyframe)
+            sink = await self._make_sink(
+                self._call_id, self.bridge.request_keyframe, self._on_recording_failed
+            )
             if sink is None:
                 return
             if self._closed is not None:  # closed while the sink was being made
@@ -116,6 +138,15 @@ class LocalCallMedia:
             self.sink = sink
             self.bridge.attach_sink(sink)
         log.info("call=%s recording started", self._call_id)
+
+    def _on_recording_failed(self, reason: str) -> None:
+        """The recorder stopped mid-call: a call that is not recorded must not go on."""
+        if self._recording_failed or self._closed is not None:
+            return
+        self._recording_failed = True
+        log.error("call=%s recording failed mid-call (%s): ending the call", self._call_id, reason)
+        if self._on_failure is not None:
+            self._on_failure(FailureDetail.RECORDING_FAILED)
 
     async def stats(self) -> CallMediaStats:
         recorder = self.sink.stats() if isinstance(self.sink, CallRecorder) else None
@@ -154,10 +185,12 @@ class LocalMediaHost:
         sink_factory: Callable[[], SinkFactory],
         *,
         bridge_settings: BridgeSettings | None = None,
+        staging_space: StagingSpace | None = None,
     ) -> None:
         # Looked up per call: the app's recording seam may be set after the host exists.
         self._sink_factory = sink_factory
         self._bridge_settings = bridge_settings or BridgeSettings()
+        self._staging_space = staging_space
         self.calls: dict[str, LocalCallMedia] = {}
         self._closing = False
 
@@ -173,6 +206,8 @@ class LocalMediaHost:
             raise MediaUnavailableError("the media host is shutting down")
         if call_id in self.calls:
             raise ValueError(f"call {call_id} already has media here")
+        if self._staging_space is not None:
+            await self._staging_space.check()
         bridge = CallMediaBridge(
             call_id,
             on_leg_state=on_leg_state,
@@ -181,7 +216,13 @@ class LocalMediaHost:
             on_failure=lambda participant_id, detail: on_failure(detail),
             settings=self._bridge_settings,
         )
-        media = LocalCallMedia(call_id, bridge, self._sink_factory(), lambda: self._forget(call_id))
+        media = LocalCallMedia(
+            call_id,
+            bridge,
+            self._sink_factory(),
+            lambda: self._forget(call_id),
+            on_failure=on_failure,
+        )
         self.calls[call_id] = media
         return media
 

@@ -44,6 +44,11 @@ class WorkerConfig(BaseModel):
     staging_dir: str
     ice_host_addresses: list[str] | None
     udp_receive_buffer_bytes: int
+    staging_budget_bytes: int | None = None
+    # This worker's own slice of INBOXCALL_MEDIA_PORT_MIN..MAX (inclusive), or any port.
+    port_range: tuple[int, int] | None = None
+    # Bound host address -> the public address announced for it (1:1 NAT).
+    announced_addresses: dict[str, str] = {}
     log_level: str = "INFO"
     log_format: Literal["text", "json"] = "text"
     node_name: str = ""
@@ -78,7 +83,9 @@ class MediaWorker:
     def __init__(self, config: WorkerConfig, writer: asyncio.StreamWriter) -> None:
         self._config = config
         self._writer = writer
-        staging = StagingRecorders(Path(config.staging_dir))
+        staging = StagingRecorders(
+            Path(config.staging_dir), budget_bytes=config.staging_budget_bytes
+        )
         bridge_settings = BridgeSettings(
             bandwidth=BandwidthSettings(max_leg_bitrate_bps=config.max_leg_bitrate_bps)
         )
@@ -200,8 +207,12 @@ class MediaWorker:
 
 
 async def _main(config: WorkerConfig, fd: int) -> None:
-    aiortc_patches.limit_ice_host_addresses(config.ice_host_addresses)
-    aiortc_patches.set_udp_receive_buffer(config.udp_receive_buffer_bytes)
+    aiortc_patches.configure_media_sockets(
+        config.ice_host_addresses,
+        udp_receive_buffer_bytes=config.udp_receive_buffer_bytes,
+        port_range=config.port_range,
+        announced=config.announced_addresses,
+    )
     sock = socket.socket(fileno=fd)
     reader, writer = await asyncio.open_unix_connection(sock=sock)
     worker = MediaWorker(config, writer)

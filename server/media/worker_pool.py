@@ -20,8 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, Literal
 
-from recorder import FinalisedRecording, recover_recording
-from recorder.finalise import MANIFEST_SUFFIX
+from recorder import FinalisedRecording, recover_recording, recoverable_manifests
 from server.media import ipc
 from server.media.call_media import (
     CallMediaStats,
@@ -31,6 +30,7 @@ from server.media.call_media import (
     MediaNoticeListener,
     MediaUnavailableError,
 )
+from server.media.staging_space import StagingSpace
 from server.media.worker_main import WorkerConfig
 from signaling.call_state import FailureDetail
 from signaling.media_bandwidth import DEFAULT_MAX_LEG_BITRATE_BPS
@@ -338,15 +338,35 @@ class RemoteCallMedia:
 
 def recover_call_recordings(directory: Path) -> list[FinalisedRecording]:
     """Finalise from disk what a dead worker left of one call (marked interrupted)."""
-    if not directory.is_dir():
-        return []
     recovered: list[FinalisedRecording] = []
-    for manifest in sorted(directory.glob(f"*{MANIFEST_SUFFIX}")):
+    for manifest in recoverable_manifests(directory):
         try:
             recovered.append(recover_recording(manifest))
         except Exception:
             log.exception("could not recover recording %s", manifest.name)
     return recovered
+
+
+def split_port_range(port_range: tuple[int, int], count: int) -> list[tuple[int, int]]:
+    """``count`` contiguous, disjoint slices of ``low..high`` (inclusive), one per worker,
+    the first ones one port larger when the range does not divide evenly.
+
+    Each worker binds only in its own slice, so workers never race for a port, a worker
+    can tell on its own that its slice is full, and a replacement worker (same index)
+    finds the ports its dead predecessor held freed with its process.
+    """
+    low, high = port_range
+    size = high - low + 1
+    if count < 1 or size < count:
+        raise ValueError(f"cannot split ports {low}-{high} between {count} workers")
+    share, extra = divmod(size, count)
+    slices = []
+    start = low
+    for index in range(count):
+        end = start + share - 1 + (1 if index < extra else 0)
+        slices.append((start, end))
+        start = end + 1
+    return slices
 
 
 class MediaWorkerPool:
@@ -357,14 +377,22 @@ class MediaWorkerPool:
         staging: Path,
         ice_host_addresses: list[str] | None,
         udp_receive_buffer_bytes: int,
+        port_range: tuple[int, int] | None = None,
+        announced_addresses: dict[str, str] | None = None,
         log_format: Literal["text", "json"] = "text",
         node_name: str = "",
+        staging_space: StagingSpace | None = None,
+        staging_budget_bytes: int | None = None,
         max_leg_bitrate_bps: int = DEFAULT_MAX_LEG_BITRATE_BPS,
     ) -> None:
         if count < 1:
             raise ValueError("a media worker pool needs at least one worker")
+        self._port_slices = split_port_range(port_range, count) if port_range else None
+        self._announced_addresses = dict(announced_addresses or {})
         self._count = count
         self._staging = staging
+        self._staging_space = staging_space
+        self._staging_budget_bytes = staging_budget_bytes
         self._ice_host_addresses = ice_host_addresses
         self._udp_receive_buffer_bytes = udp_receive_buffer_bytes
         self._log_format: Literal["text", "json"] = log_format
@@ -381,6 +409,9 @@ class MediaWorkerPool:
             staging_dir=str(self._staging),
             ice_host_addresses=self._ice_host_addresses,
             udp_receive_buffer_bytes=self._udp_receive_buffer_bytes,
+            staging_budget_bytes=self._staging_budget_bytes,
+            port_range=self._port_slices[index] if self._port_slices else None,
+            announced_addresses=self._announced_addresses,
             log_level=logging.getLevelName(logging.getLogger().getEffectiveLevel()),
             log_format=self._log_format,
             node_name=self._node_name,
@@ -439,6 +470,9 @@ class MediaWorkerPool:
         live = self._live_workers()
         if not live:
             raise MediaUnavailableError("no media worker is running on this node")
+        if self._staging_space is not None:
+            # The workers record into the node's staging folder, on this file system.
+            await self._staging_space.check()
         worker = min(live, key=lambda w: (len(w.calls), w.index))
         media = RemoteCallMedia(
             call_id, worker, self._staging, on_leg_state, on_failure, on_notice=on_notice

@@ -66,6 +66,8 @@ async def test_every_end_reason_and_error_is_said_in_words(
     for case in words["ends"]:
         text = case["text"]
         assert text and text != "The call ended.", case
+        # Every failure detail has words of its own, not the generic connection problem.
+        assert text != "The call failed because of a connection problem.", case
         assert "undefined" not in text and "null" not in text, case
         assert text.endswith("."), case
     for code, message in REASON_MESSAGES.items():

@@ -47,6 +47,7 @@ async def call_ended_with_storage_blocked(
 ) -> tuple[str, Path]:
     """A connected call whose storage fails as it ends; answers its id and the blocker."""
     call_id, seller, buyer = await calls.connected_call()
+    await calls.recording_video_of_both(call_id)
     blocker = block_storage(settings, call_id)
     await seller.ws.ok("hang_up", call_id=call_id)
     await calls.ended(call_id, seller.ws, buyer.ws)

@@ -30,8 +30,9 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return make_settings(tmp_path, media_workers=2, review_sample_rate=1.0)
+def settings(tmp_path: Path, request: pytest.FixtureRequest) -> Settings:
+    overrides = getattr(request, "param", {})
+    return make_settings(tmp_path, media_workers=2, review_sample_rate=1.0, **overrides)
 
 
 def pool_of(calls: CallHarness) -> MediaWorkerPool:
@@ -131,6 +132,26 @@ async def test_a_killed_worker_ends_only_its_calls_and_is_replaced(calls: CallHa
     await calls.ended(other_call, seller2.ws, buyer2.ws)
     third, *_ = await calls.connected_call("c")
     assert remote_media(calls, third).worker.alive
+
+
+@pytest.mark.parametrize("settings", [{"staging_bytes_per_call": 200_000}], indirect=True)
+async def test_a_recording_that_fails_in_a_worker_ends_the_call_for_both(
+    calls: CallHarness,
+) -> None:
+    """The recorder in the worker stops (over its staging budget); the ``failure`` event
+    reaches the serving process, which ends the call for both people."""
+    call_id, seller, buyer = await calls.connected_call()
+    row = await calls.ended(call_id, seller.ws, buyer.ws, timeout=15)
+    assert (row.end_reason, row.end_detail) == ("failed", "recording_failed")
+    for ws in (seller.ws, buyer.ws):
+        (ended,) = [m for m in ws.log if m["type"] == "call_state" and m["state"] == "ended"]
+        assert (ended["end_reason"], ended["detail"]) == ("failed", "recording_failed")
+    # What was recorded up to the budget is stored, marked interrupted.
+    async with calls.db() as session:
+        recordings = (
+            await session.scalars(select(Recording).where(Recording.call_id == call_id))
+        ).all()
+    assert recordings and {r.state for r in recordings} == {"interrupted"}
 
 
 async def test_killing_the_serving_process_leaves_no_worker(

@@ -66,6 +66,9 @@ class Cluster:
             INBOXCALL_RECORDINGS_DIR=str(self.root / "recordings"),
             INBOXCALL_MEDIA_WORKERS=str(workers),
             INBOXCALL_NODE_ID=name,
+            # A restarted node can take a while to serve again on a loaded machine: the
+            # call must still be waiting for the person whose socket was on it.
+            INBOXCALL_RECONNECT_GRACE_SECONDS="90",
         )
         self.nodes[name] = node
         return node

@@ -65,6 +65,8 @@ class ReceivedFrames:
     arrivals: list[float] = field(default_factory=list)
     """``time.monotonic()`` (the loop's clock) when each frame was complete."""
     codecs: set[str] = field(default_factory=set)
+    # time.monotonic() of each frame's arrival (for stall measurements).
+    arrivals: list[float] = field(default_factory=list)
 
     def add(self, codec: str, clock_rate: int, data: bytes, timestamp: int) -> None:
         self.codecs.add(codec)

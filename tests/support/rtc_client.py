@@ -187,6 +187,25 @@ class CallHarness:
     def db(self) -> AsyncSession:
         return self.app[DB]()
 
+    async def recording_video_of_both(self, call_id: str, timeout: float = 15) -> None:
+        """Until the call's recorder has written video of both participants (recording
+        starts when the call becomes active, on the keyframe it asks both for). Polled: the
+        recorder's thread announces nothing to the loop."""
+        media = self.local_media(call_id)
+        live = self.service.live_call(call_id)
+        assert live is not None
+        ids = [p.user_id for p in live.state.participants]
+        async with asyncio.timeout(timeout):
+            while True:
+                stats = (await media.stats()).recorder
+                if stats is not None and all(
+                    stats.participants.get(i) is not None
+                    and stats.participants[i].video_frames_written > 0
+                    for i in ids
+                ):
+                    return
+                await asyncio.sleep(0.05)
+
     def local_media(self, call_id: str) -> LocalCallMedia:
         """The in-process media of a live call (these tests run with media workers off)."""
         live = self.service.live_call(call_id)

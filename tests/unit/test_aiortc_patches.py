@@ -9,16 +9,19 @@ these fails after an upgrade, re-read the function named in the failure, adapt t
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import queue
+import socket
 import tomllib
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 import aioice
 import aioice.ice
+import aioice.stun
 import aiortc
 import av
 import pytest
@@ -34,6 +37,19 @@ from aiortc.rtcrtpsender import RTCRtpSender
 from packaging.requirements import Requirement
 
 from signaling import aiortc_patches
+from signaling.media_errors import MediaNegotiationError
+
+_original_get_component_candidates = (
+    aiortc_patches._state.original_get_component_candidates
+    or aioice.ice.Connection.get_component_candidates
+)
+
+
+def _original(keep: str, current: Callable[..., Any]) -> Callable[..., Any]:
+    """aioice's own function, even once the patches are installed."""
+    original = getattr(aiortc_patches._state, keep)
+    return original if original is not None else current
+
 
 PINNED_SIGNATURES: list[tuple[str, Callable[..., Any], str]] = [
     (
@@ -45,6 +61,43 @@ PINNED_SIGNATURES: list[tuple[str, Callable[..., Any], str]] = [
         "aioice.ice.get_host_addresses",
         aiortc_patches._state.original_get_host_addresses or aioice.ice.get_host_addresses,
         "(use_ipv4: bool, use_ipv6: bool) -> list[str]",
+    ),
+    (
+        "aioice.ice.StunProtocol.datagram_received",
+        aiortc_patches._state.original_datagram_received
+        or aioice.ice.StunProtocol.datagram_received,
+        "(self, data: bytes | str, addr: tuple[typing.Any, ...]) -> None",
+    ),
+    (
+        "aioice.ice.Connection.add_remote_candidate",
+        aiortc_patches._state.original_add_remote_candidate
+        or aioice.ice.Connection.add_remote_candidate,
+        "(self, remote_candidate: aioice.candidate.Candidate | None) -> None",
+    ),
+    (
+        "aioice.ice.Connection._pair_remote_candidate",
+        aiortc_patches._state.original_pair_remote_candidate
+        or aioice.ice.Connection._pair_remote_candidate,
+        "(self, remote_candidate: aioice.candidate.Candidate) -> None",
+    ),
+    (
+        "aioice.ice.Connection.request_received",
+        aiortc_patches._state.original_request_received or aioice.ice.Connection.request_received,
+        "(self, message: aioice.stun.Message, addr: tuple[str, int], "
+        "protocol: aioice.ice.StunProtocol) -> None",
+    ),
+    (
+        "aioice.ice.Connection.check_incoming",
+        aiortc_patches._state.original_check_incoming or aioice.ice.Connection.check_incoming,
+        "(self, message: aioice.stun.Message, addr: tuple[str, int], "
+        "protocol: aioice.ice.StunProtocol) -> None",
+    ),
+    (
+        "aioice.ice.Connection.get_component_candidates",
+        aiortc_patches._state.original_get_component_candidates
+        or aioice.ice.Connection.get_component_candidates,
+        "(self, component: int, addresses: list[str], timeout: int = 5) "
+        "-> list[aioice.candidate.Candidate]",
     ),
     (
         "aiortc.rtcrtpreceiver.decoder_worker",
@@ -180,6 +233,77 @@ UPSTREAM_LINES: list[tuple[Callable[..., Any], str, str]] = [
         aioice.ice.Connection.gather_candidates,
         "addresses = get_host_addresses(",
         "limit_ice_host_addresses works through the module-level get_host_addresses",
+    ),
+    # Bounded ICE.
+    (
+        _original("original_add_remote_candidate", aioice.ice.Connection.add_remote_candidate),
+        "if mdns.is_mdns_hostname(remote_candidate.host):",
+        "mDNS candidates are resolved here: the patch must run before this",
+    ),
+    (
+        aioice.ice.Connection._add_remote_candidate,
+        "self._pair_remote_candidate(remote_candidate)",
+        "a trickled candidate is paired (so checked) only through _pair_remote_candidate",
+    ),
+    (
+        aioice.ice.Connection.connect,
+        "self._pair_remote_candidate(remote_candidate)",
+        "connect() pairs the offer's candidates through _pair_remote_candidate",
+    ),
+    (
+        aioice.ice.Connection.connect,
+        "self.check_incoming(*early_check)",
+        "checks held back until connect() go through check_incoming (the cap applies there)",
+    ),
+    (
+        _original("original_check_incoming", aioice.ice.Connection.check_incoming),
+        'type="prflx",',
+        "peer-reflexive candidates are learned here and counted by their type",
+    ),
+    (
+        _original("original_check_incoming", aioice.ice.Connection.check_incoming),
+        "if c._network_host == addr[0] and c.port == addr[1]:",
+        "a known remote candidate is matched by _network_host and port, as _known_remote does",
+    ),
+    (
+        _original("original_request_received", aioice.ice.Connection.request_received),
+        "self._early_checks.append((message, addr, protocol))",
+        "request_received answers, then hands the check on: the patch decides before both",
+    ),
+    (
+        _original("original_datagram_received", aioice.ice.StunProtocol.datagram_received),
+        "message = stun.parse_message(data)",
+        "every datagram is tried as STUN first; the patch skips that for non-STUN first bytes",
+    ),
+    (
+        aioice.ice.Connection.check_complete,
+        "self._nominated[pair.component] = pair",
+        "the source check reads the nominated pair per component from _nominated",
+    ),
+    (
+        _original_get_component_candidates,
+        'type="host",',
+        "the scope of our own addresses is read from the host candidates of _protocols",
+    ),
+    (
+        aioice.ice.Connection.gather_candidates,
+        "self.get_component_candidates(component=component, addresses=addresses)",
+        "the port range and announced addresses work through get_component_candidates",
+    ),
+    (
+        _original_get_component_candidates,
+        "lambda: StunProtocol(self), local_addr=(address, 0)",
+        "the host part we replace: if aioice binds otherwise now, re-check the patch",
+    ),
+    (
+        _original_get_component_candidates,
+        "self._protocols += host_protocols",
+        "host sockets live in Connection._protocols, which the patch appends to",
+    ),
+    (
+        _original_get_component_candidates,
+        "if self.turn_server:",
+        "STUN/TURN gathering stays aioice's: the patch calls it with no host addresses",
     ),
 ]
 
@@ -363,6 +487,253 @@ async def test_empty_datagrams_are_dropped_and_the_queue_is_bounded(
     await connection.close()
 
 
+def test_the_ice_scope_rules() -> None:
+    """DESIGN.md section 8, ICE scope: public always; loopback, private and link-local only
+    when one of our own host addresses is in the same scope; never the unusable ones."""
+    allowed = aiortc_patches.ice_address_allowed
+    assert allowed("8.8.8.8", ["127.0.0.1"]) is True
+    assert allowed("2001:4860:4860::8888", ["127.0.0.1"]) is True
+    assert allowed("127.0.0.1", ["127.0.0.1"]) is True
+    assert allowed("::1", ["127.0.0.1"]) is True  # both loopback
+    assert allowed("10.0.0.7", ["127.0.0.1"]) is False
+    assert allowed("192.168.1.9", []) is False
+    assert allowed("10.0.0.7", ["127.0.0.1", "192.168.1.5"]) is True  # a single-LAN node
+    assert allowed("100.64.1.1", ["10.0.0.2"]) is True  # shared address space: private
+    assert allowed("100.64.1.1", ["127.0.0.1"]) is False
+    assert allowed("169.254.1.1", ["10.0.0.2"]) is False
+    assert allowed("169.254.1.1", ["169.254.9.9"]) is True
+    assert allowed("fe80::1", ["127.0.0.1"]) is False
+    assert allowed("fd00::7", ["10.0.0.2"]) is True  # unique local: private
+    assert allowed("::ffff:10.0.0.7", ["10.0.0.2"]) is True  # IPv4-mapped
+    for never in ("0.0.0.0", "0.1.2.3", "224.0.0.251", "255.255.255.255", "240.0.0.1", "ff02::1"):
+        assert allowed(never, ["127.0.0.1", "10.0.0.2", "0.0.0.0", "224.0.0.1"]) is False, never
+    assert allowed("x.local", ["127.0.0.1"]) is False
+
+
+@pytest.fixture
+async def connection() -> AsyncIterator[aioice.ice.Connection]:
+    """A real aioice connection (the server's side of a leg) gathered on loopback."""
+    aiortc_patches.limit_ice_host_addresses(["127.0.0.1"])
+    connection = aioice.ice.Connection(ice_controlling=False)
+    try:
+        await connection.gather_candidates()
+        connection.remote_username = "remote"
+        connection.remote_password = "r" * 22
+        yield connection
+    finally:
+        await connection.close()
+        aiortc_patches.limit_ice_host_addresses(None)
+
+
+def _port(connection: aioice.ice.Connection) -> int:
+    (candidate,) = connection.local_candidates
+    return int(candidate.port)
+
+
+@contextlib.contextmanager
+def _clients(count: int) -> Iterator[list[socket.socket]]:
+    sockets = []
+    try:
+        for _ in range(count):
+            udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            udp.bind(("127.0.0.1", 0))
+            udp.setblocking(False)
+            sockets.append(udp)
+        yield sockets
+    finally:
+        for udp in sockets:
+            udp.close()
+
+
+def _check(connection: aioice.ice.Connection) -> bytes:
+    request = aioice.stun.Message(
+        message_method=aioice.stun.Method.BINDING, message_class=aioice.stun.Class.REQUEST
+    )
+    request.attributes["USERNAME"] = f"{connection.local_username}:remote"
+    request.attributes["PRIORITY"] = 100
+    request.attributes["ICE-CONTROLLING"] = 1
+    request.add_message_integrity(connection.local_password.encode())
+    return bytes(request)
+
+
+def _responses(udp: socket.socket) -> int:
+    count = 0
+    while True:
+        try:
+            message = aioice.stun.parse_message(udp.recv(2048))
+        except BlockingIOError:
+            return count
+        count += message.message_class == aioice.stun.Class.RESPONSE
+
+
+async def _until(predicate: Callable[[], bool]) -> None:
+    async with asyncio.timeout(10):
+        while not predicate():
+            await asyncio.sleep(0.01)
+
+
+async def test_media_datagrams_only_from_candidate_pairs_reach_the_queue(
+    connection: aioice.ice.Connection,
+) -> None:
+    aiortc_patches.install_global_patches()
+    (protocol,) = connection._protocols
+    before = aiortc_patches.datagram_drop_counts()
+    rtp = b"\x80\x60" + b"\x00" * 100
+    with _clients(2) as (stranger, peer):
+        host, port = peer.getsockname()
+        remote = aioice.Candidate(
+            foundation="2", component=1, transport="udp", priority=1, host=host, port=port,
+            type="host",
+        )  # fmt: skip
+        pair = aioice.ice.CandidatePair(protocol, remote)
+        connection._check_list.append(pair)
+        target = ("127.0.0.1", _port(connection))
+        stranger.sendto(rtp, target)  # no pair: junk
+        peer.sendto(rtp, target)  # a pair being checked: DTLS may already come from it
+        await _until(lambda: connection._queue.qsize() == 1)
+        await _until(
+            lambda: (
+                aiortc_patches.datagram_drop_counts().unknown_source == before.unknown_source + 1
+            )
+        )
+        pair.state = aioice.ice.CandidatePair.State.FAILED
+        peer.sendto(rtp, target)  # a failed pair: junk again
+        await _until(
+            lambda: (
+                aiortc_patches.datagram_drop_counts().unknown_source == before.unknown_source + 2
+            )
+        )
+        connection._nominated[1] = aioice.ice.CandidatePair(protocol, remote)
+        peer.sendto(rtp, target)  # the nominated pair: media
+        await _until(lambda: connection._queue.qsize() == 2)
+    assert aiortc_patches.datagram_drop_counts().unknown_source == before.unknown_source + 2
+
+
+async def test_peer_reflexive_candidates_are_capped_and_out_of_scope_checks_unanswered(
+    connection: aioice.ice.Connection,
+) -> None:
+    aiortc_patches.install_global_patches()
+    connection._early_checks_done = True  # as after connect()
+    cap = aiortc_patches.MAX_PEER_REFLEXIVE_CANDIDATES
+    before = aiortc_patches.ice_refusal_counts()
+    target = ("127.0.0.1", _port(connection))
+    with _clients(3 * cap) as clients:
+        for udp in clients:
+            udp.sendto(_check(connection), target)
+        await _until(
+            lambda: (
+                aiortc_patches.ice_refusal_counts().peer_reflexive_over_cap
+                == before.peer_reflexive_over_cap + 2 * cap
+            )
+        )
+        learned = [c for c in connection._remote_candidates if c.type == "prflx"]
+        assert len(learned) == cap
+        assert len(connection._check_list) == cap
+        answered = [udp for udp in clients if _responses(udp)]
+        assert answered == clients[:cap]
+        # A known source is still answered past the cap (consent checks, retransmissions).
+        clients[0].sendto(_check(connection), target)
+        await _until(lambda: _responses(clients[0]) == 1)
+    after = aiortc_patches.ice_refusal_counts()
+    assert after.peer_reflexive_over_cap == before.peer_reflexive_over_cap + 2 * cap
+    assert after.checks_out_of_scope == before.checks_out_of_scope
+
+
+async def test_a_check_over_loopback_from_this_hosts_own_address_is_answered(
+    connection: aioice.ice.Connection,
+) -> None:
+    """Chromium on the same machine checks our 127.0.0.1 port from its interface address:
+    what reaches a loopback socket comes from this host, so its path is loopback."""
+    private = _machine_private_address()
+    if private is None:
+        pytest.skip("this machine has no private address to send from")
+    aiortc_patches.install_global_patches()
+    connection._early_checks_done = True
+    before = aiortc_patches.ice_refusal_counts()
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+        udp.bind((private, 0))
+        udp.setblocking(False)
+        udp.sendto(_check(connection), ("127.0.0.1", _port(connection)))
+        await _until(lambda: _responses(udp) == 1)
+    assert aiortc_patches.ice_refusal_counts().checks_out_of_scope == before.checks_out_of_scope
+    assert [c.host for c in connection._remote_candidates] == [private]
+
+
+def _machine_private_address() -> str | None:
+    with contextlib.suppress(OSError), socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+        udp.connect(("192.0.2.254", 9))  # sends nothing: picks the route's source address
+        address = str(udp.getsockname()[0])
+        if aiortc_patches.address_scope(address) == "private":
+            return address
+    return None
+
+
+async def test_checks_from_outside_the_scope_of_a_private_host_address_are_unanswered() -> None:
+    """A media node on a private address answers its LAN, not loopback or link-local."""
+    private = _machine_private_address()
+    if private is None:
+        pytest.skip("this machine has no private address to bind")
+    aiortc_patches.install_global_patches()
+    aiortc_patches.limit_ice_host_addresses([private])
+    connection = aioice.ice.Connection(ice_controlling=False)
+    try:
+        await connection.gather_candidates()
+        connection.remote_username, connection.remote_password = "remote", "r" * 22
+        connection._early_checks_done = True
+        before = aiortc_patches.ice_refusal_counts()
+        target = (private, _port(connection))
+        with contextlib.ExitStack() as stack:
+            local = stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
+            lan = stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
+            local.bind(("127.0.0.1", 0))
+            lan.bind((private, 0))
+            for udp in (local, lan):
+                udp.setblocking(False)
+                udp.sendto(_check(connection), target)
+            await _until(lambda: _responses(lan) == 1)
+            await _until(
+                lambda: (
+                    aiortc_patches.ice_refusal_counts().checks_out_of_scope
+                    == before.checks_out_of_scope + 1
+                )
+            )
+            assert _responses(local) == 0
+        (protocol,) = connection._protocols
+        request = aioice.stun.parse_message(_check(connection))
+        connection.request_received(request, ("169.254.7.7", 5000), protocol)
+        assert aiortc_patches.ice_refusal_counts().checks_out_of_scope == (
+            before.checks_out_of_scope + 2
+        )
+        assert {c.host for c in connection._remote_candidates} == {private}
+    finally:
+        await connection.close()
+        aiortc_patches.limit_ice_host_addresses(None)
+
+
+async def test_remote_candidates_mdns_and_scope(connection: aioice.ice.Connection) -> None:
+    aiortc_patches.install_global_patches()
+    before = aiortc_patches.ice_refusal_counts()
+
+    def candidate(host: str, port: int) -> aioice.Candidate:
+        return aioice.Candidate(
+            foundation="3", component=1, transport="udp", priority=1, host=host, port=port,
+            type="host",
+        )  # fmt: skip
+
+    await connection.add_remote_candidate(candidate("abc-123.local", 9))
+    await connection.add_remote_candidate(candidate("10.9.9.9", 9))
+    for port in range(2 * aiortc_patches.MAX_REMOTE_CANDIDATES):
+        await connection.add_remote_candidate(candidate("127.0.0.1", 20000 + port))
+    assert len(connection._remote_candidates) == aiortc_patches.MAX_REMOTE_CANDIDATES
+    assert {p.remote_addr[0] for p in connection._check_list} == {"127.0.0.1"}
+    after = aiortc_patches.ice_refusal_counts()
+    assert after.mdns_candidates == before.mdns_candidates + 1
+    assert after.candidates_out_of_scope == before.candidates_out_of_scope + 1
+    assert after.candidates_over_cap == before.candidates_over_cap + (
+        aiortc_patches.MAX_REMOTE_CANDIDATES + 1
+    )
+
+
 def test_host_addresses_can_be_limited() -> None:
     aiortc_patches.limit_ice_host_addresses(["127.0.0.1", "::1"])
     try:
@@ -375,9 +746,10 @@ def test_host_addresses_can_be_limited() -> None:
 
 def test_patches_install_once() -> None:
     aiortc_patches.install_global_patches()
-    patched = aioice.ice.Connection.data_received
+    patched = [getattr(owner, name) for owner, name, *_ in aiortc_patches._GLOBAL_PATCHES]
     aiortc_patches.install_global_patches()
-    assert aioice.ice.Connection.data_received is patched
+    assert [getattr(o, n) for o, n, *_ in aiortc_patches._GLOBAL_PATCHES] == patched
+    assert patched == [new for _owner, _name, new, _keep in aiortc_patches._GLOBAL_PATCHES]
     assert asyncio.iscoroutinefunction(aiortc_patches.send_picture_loss_indication)
 
 
@@ -429,3 +801,68 @@ def test_pyproject_pins_the_guarded_ranges() -> None:
     }
     for package in aiortc_patches.CHECKED_VERSIONS:
         assert pins[package] == aiortc_patches.supported_specifier(package), package
+
+
+# ---- media ports and announced addresses
+
+
+async def _gathered(connection: aioice.ice.Connection) -> list[tuple[str, int, str]]:
+    await connection.gather_candidates()
+    return [(c.host, c.port, c.type) for c in connection.local_candidates]
+
+
+async def test_host_candidates_bind_in_the_port_range_and_announce_the_public_address() -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        low = probe.getsockname()[1]
+    aiortc_patches.configure_media_sockets(
+        ["127.0.0.1"],
+        udp_receive_buffer_bytes=1 << 20,
+        port_range=(low, low + 1),
+        announced={"127.0.0.1": "203.0.113.7"},
+    )
+    connections = [aioice.ice.Connection(ice_controlling=False) for _ in range(3)]
+    try:
+        first = await _gathered(connections[0])
+        second = await _gathered(connections[1])
+        assert [c[0] for c in first + second] == ["203.0.113.7", "203.0.113.7"]
+        assert {c[1] for c in first + second} == {low, low + 1}
+        assert [c[2] for c in first + second] == ["host", "host"]
+        # The socket really is bound on the local address, on the announced port.
+        sockname = connections[0]._protocols[0].transport.get_extra_info("sockname")
+        assert sockname == ("127.0.0.1", first[0][1])
+
+        # Every port taken: the leg is refused in words, not answered without candidates.
+        with pytest.raises(MediaNegotiationError) as refused:
+            await connections[2].gather_candidates()
+        assert refused.value.code == aiortc_patches.MEDIA_PORTS_EXHAUSTED
+        assert f"({low}-{low + 1}) is in use" in refused.value.message
+        assert refused.value.retryable
+
+        # A closed leg gives its port back.
+        await connections[0].close()
+        again = aioice.ice.Connection(ice_controlling=False)
+        connections.append(again)
+        assert await _gathered(again) == [("203.0.113.7", first[0][1], "host")]
+    finally:
+        for connection in connections:
+            await connection.close()
+        aiortc_patches.reset_media_sockets()
+
+
+async def test_without_range_or_announcement_aioice_gathers_as_before() -> None:
+    aiortc_patches.limit_ice_host_addresses(["127.0.0.1"])
+    connection = aioice.ice.Connection(ice_controlling=False)
+    try:
+        [(host, port, kind)] = await _gathered(connection)
+        assert (host, kind) == ("127.0.0.1", "host") and port > 0
+    finally:
+        await connection.close()
+        aiortc_patches.reset_media_sockets()
+
+
+def test_announced_addresses_keep_their_ip_version() -> None:
+    with pytest.raises(ValueError, match="same IP version"):
+        aiortc_patches.announce_ice_addresses({"127.0.0.1": "2001:db8::1"})
+    with pytest.raises(ValueError, match="port range"):
+        aiortc_patches.use_media_ports((5000, 4000))

@@ -9,7 +9,7 @@ import {
   protocolErrorWords,
   videoPausedWords,
 } from "/static/call_words.js";
-import { api, formatDuration, h, initials } from "/static/common.js";
+import { api, csrfToken, formatDuration, h, initials } from "/static/common.js";
 import { fillIcons, icon } from "/static/icons.js";
 import { stopStream } from "/static/media.js";
 import { openReport } from "/static/report.js";
@@ -31,15 +31,40 @@ const STATUS_WORDS = {
   ended: "Call ended",
 };
 
-/** Connection quality from one getStats interval. */
-export function classifyQuality({ rtt, loss, bitrate, expectVideo }) {
-  if (rtt === null && bitrate === null) return "unknown";
+// The browser's bandwidth estimate starts low (about 300 kbit/s) and climbs over the first
+// seconds, and round trips are noisy until a few have been measured: a perfect link would
+// read "fair". Say "measuring" for this long after each leg connects.
+export const QUALITY_WARMUP_MS = 6_000;
+// A worse reading must repeat before the bars drop: one late sample is not a bad link.
+const QUALITY_DOWNGRADE_SAMPLES = 2;
+const QUALITY_RANK = { unknown: 0, poor: 1, fair: 2, good: 3 };
+const QUALITY_WORDS = { good: "good", fair: "fair", poor: "poor", unknown: "measuring…" };
+
+/**
+ * Signal bars from one getStats interval: round trip (s), loss (share of packets lost
+ * since the last sample, both directions), jitter (s) and the browser's available
+ * outgoing bitrate (bit/s; the video needs room to send). The browser starts its estimate
+ * at about 300 kbit/s and only raises it on a good link, so below 200 kbit/s the network
+ * has pushed it down (video suffers), and below 100 kbit/s video can hardly be carried.
+ */
+export function classifyQuality({ rtt, loss, jitter, availableBitrate, sendingVideo }) {
+  if (rtt === null && availableBitrate === null) return "unknown";
   const r = rtt ?? 0;
-  if (r > 0.6 || loss > 0.1 || (expectVideo && bitrate !== null && bitrate < 80_000)) return "poor";
-  if (r > 0.25 || loss > 0.03 || (expectVideo && bitrate !== null && bitrate < 250_000)) {
-    return "fair";
-  }
+  const j = jitter ?? 0;
+  const room = sendingVideo && availableBitrate !== null ? availableBitrate : Infinity;
+  if (r > 0.5 || loss > 0.08 || j > 0.1 || room < 100_000) return "poor";
+  if (r > 0.25 || loss > 0.02 || j > 0.04 || room < 200_000) return "fair";
   return "good";
+}
+
+/** What the bars show: the new reading, but a drop only once it repeats. */
+export function settleQuality(shown, reading, worseStreak) {
+  if (reading === "unknown" || shown === "unknown") return { shown: reading, worseStreak: 0 };
+  if (QUALITY_RANK[reading] >= QUALITY_RANK[shown]) return { shown: reading, worseStreak: 0 };
+  const streak = worseStreak + 1;
+  return streak >= QUALITY_DOWNGRADE_SAMPLES
+    ? { shown: reading, worseStreak: 0 }
+    : { shown, worseStreak: streak };
 }
 
 export class CallSession {
@@ -68,6 +93,8 @@ export class CallSession {
     this.generation = 0;
     this.offerSent = false;
     this.candidateQueue = [];
+    this.localCandidates = 0;
+    this.noPath = false;
     this.remoteCandidates = [];
     this.remoteStream = null;
     this.reconnecting = false;
@@ -90,6 +117,10 @@ export class CallSession {
     this.ringDeadline = ringTimeoutS === null ? null : performance.now() + ringTimeoutS * 1000;
     this.ringTimer = null;
     this.previousSample = null;
+    this.legConnectedAt = null;
+    this.quality = "unknown";
+    this.qualityWorseStreak = 0;
+    this.qualitySent = null;
     this.peerVideo = true;
     this.peerAudio = true;
     this.chatIds = new Set();
@@ -103,6 +134,8 @@ export class CallSession {
       statusDetail: $("[data-call-status-detail]"),
       timer: $("[data-call-timer]"),
       quality: $("[data-call-quality]"),
+      peerQuality: $("[data-peer-quality]"),
+      qualityDetails: $("[data-quality-details]"),
       theirVideo: $("[data-their-video]"),
       yourVideo: $("[data-your-video]"),
       theirSide: $("[data-their-side]"),
@@ -143,6 +176,7 @@ export class CallSession {
       socket.on("call_state", (m) => m.call_id === callId && this.onCallState(m)),
       socket.on("peer_media_state", (m) => m.call_id === callId && this.onPeerMedia(m)),
       socket.on("peer_connection_state", (m) => m.call_id === callId && this.onPeerConnection(m)),
+      socket.on("peer_connection_quality", (m) => m.call_id === callId && this.onPeerQuality(m)),
       socket.on("ice_candidate", (m) => m.call_id === callId && this.onRemoteCandidate(m)),
       socket.on("chat", (m) => m.call_id === callId && this.onChat(m)),
       socket.on("contact_details_warning", (m) => m.call_id === callId && this.onWarning(m)),
@@ -163,6 +197,15 @@ export class CallSession {
             : "decline_call"
           : "hang_up";
       this.socket.send({ type, call_id: this.callId });
+      // The browser may drop the socket before that frame leaves; a keepalive request
+      // outlives the page. Whichever arrives first ends the call.
+      fetch(`/api/v1/calls/${encodeURIComponent(this.callId)}/leave`, {
+        method: "POST",
+        keepalive: true,
+        credentials: "same-origin",
+        headers: { "Content-Type": "application/json", "X-CSRF-Token": csrfToken() },
+        body: JSON.stringify({ message: type }),
+      }).catch(() => {});
     };
     window.addEventListener("pagehide", this.onPageHide);
     // For diagnostics (and the browser tests): the live session and its peer connection.
@@ -355,18 +398,33 @@ export class CallSession {
     this.peerLost = lost;
     const grace = this.socket.hello?.limits?.reconnect_grace_s ?? null;
     this.peerLostUntil = lost && grace !== null ? performance.now() + grace * 1000 : null;
+    if (lost) this.showPeerQuality("unknown");
     this.setState(this.state);
     this.say(lost ? `${this.peer.name}'s connection dropped. Reconnecting; the call waits for them.` : `${this.peer.name} is back.`);
   }
 
   // --- media leg --------------------------------------------------------------------
 
+  /** TURN servers with credentials minted for this person, fresh for every new leg. */
+  async fetchIceServers() {
+    try {
+      const answer = await api("GET", "/api/v1/ice-servers");
+      return answer.ice_servers ?? [];
+    } catch {
+      // Without them a direct path may still work; if none does, noPathWarning() says so.
+      return [];
+    }
+  }
+
   async negotiate() {
     const generation = ++this.generation;
+    const iceServers = await this.fetchIceServers();
+    if (generation !== this.generation || this.ended) return;
     const previous = this.pc;
-    const pc = new RTCPeerConnection({ iceServers: [], bundlePolicy: "max-bundle" });
+    const pc = new RTCPeerConnection({ iceServers, bundlePolicy: "max-bundle" });
     this.pc = pc;
     this.offerSent = false;
+    this.localCandidates = 0;
     this.candidateQueue = [];
     this.remoteCandidates = [];
     const remote = new MediaStream();
@@ -382,10 +440,16 @@ export class CallSession {
       if (this.el.theirVideo.srcObject !== remote) this.el.theirVideo.srcObject = remote;
       this.el.theirVideo.play().catch(() => {});
     };
-    pc.onicecandidate = (event) => this.sendCandidate(generation, event.candidate);
+    pc.onicecandidate = (event) => {
+      if (event.candidate?.candidate) this.localCandidates += 1;
+      // Gathering finished without a single way out: nothing can ever connect.
+      else if (!event.candidate && this.localCandidates === 0) this.noPathWarning(generation, iceServers);
+      this.sendCandidate(generation, event.candidate);
+    };
     pc.onconnectionstatechange = () => this.onConnectionState(pc, generation);
     previous?.close();
     this.previousSample = null;
+    this.legConnectedAt = null;
 
     const offer = await pc.createOffer();
     await pc.setLocalDescription(offer);
@@ -417,8 +481,23 @@ export class CallSession {
     this.sendMediaState();
   }
 
+  /** The browser found no network path at all (UDP blocked or forbidden, no relay). */
+  noPathWarning(generation, iceServers) {
+    if (generation !== this.generation || this.ended) return;
+    const words = iceServers.length
+      ? "The call cannot connect: your network or browser blocks direct connections, and the relay server could not be reached. Try another network."
+      : "The call cannot connect: your network or browser blocks direct connections, and this service has no relay (TURN) server to get around that. Try another network, or ask the site's operator to set up a relay.";
+    this.noPath = true;
+    this.el.mediaWarning.textContent = words;
+    this.el.mediaWarning.hidden = false;
+    this.say(words);
+  }
+
   sendCandidate(generation, candidate) {
     if (generation !== this.generation || this.ended) return;
+    // The server refuses mDNS (.local) candidates (DESIGN.md section 8, ICE scope); it
+    // learns this browser's address from its connectivity checks instead.
+    if (candidate?.candidate && / [^ ]+\.local /i.test(candidate.candidate)) return;
     const message = {
       type: "ice_candidate",
       call_id: this.callId,
@@ -446,6 +525,11 @@ export class CallSession {
     const state = pc.connectionState;
     if (state === "connected") {
       clearTimeout(this.disconnectTimer);
+      this.legConnectedAt ??= performance.now();
+      if (this.noPath) {
+        this.noPath = false;
+        this.el.mediaWarning.hidden = true;
+      }
       if (this.reconnecting) {
         this.reconnecting = false;
         this.setState(this.state);
@@ -499,6 +583,7 @@ export class CallSession {
       if (error.code === "call_not_live") this.endUnknown();
       return;
     }
+    this.qualitySent = null; // the other side hears our level again
     const connected = this.pc?.connectionState === "connected";
     if (connected) {
       this.reconnecting = false;
@@ -641,45 +726,83 @@ export class CallSession {
     } catch {
       return;
     }
-    let rtt = null;
-    let bytes = 0;
+    if (pc !== this.pc) return;
+    let pair = null;
     let lost = 0;
     let received = 0;
+    let jitter = null;
+    let remoteRtt = null;
+    let remoteLoss = null;
     report.forEach((s) => {
-      if (s.type === "candidate-pair" && s.state === "succeeded" && s.nominated) {
-        if (typeof s.currentRoundTripTime === "number") rtt = s.currentRoundTripTime;
-      }
-      if (s.type === "remote-inbound-rtp" && rtt === null && typeof s.roundTripTime === "number") {
-        rtt = s.roundTripTime;
-      }
+      if (s.type === "transport" && s.selectedCandidatePairId) pair = report.get(s.selectedCandidatePairId);
       if (s.type === "inbound-rtp") {
-        bytes += s.bytesReceived ?? 0;
         lost += Math.max(0, s.packetsLost ?? 0);
         received += s.packetsReceived ?? 0;
+        if (typeof s.jitter === "number") jitter = Math.max(jitter ?? 0, s.jitter);
+      }
+      if (s.type === "remote-inbound-rtp") {
+        if (typeof s.roundTripTime === "number") remoteRtt = s.roundTripTime;
+        if (typeof s.fractionLost === "number") remoteLoss = Math.max(remoteLoss ?? 0, s.fractionLost);
       }
     });
+    if (!pair) {
+      report.forEach((s) => {
+        if (s.type === "candidate-pair" && s.state === "succeeded" && s.nominated) pair = s;
+      });
+    }
+    const rtt = typeof pair?.currentRoundTripTime === "number" ? pair.currentRoundTripTime : remoteRtt;
+    const availableBitrate =
+      typeof pair?.availableOutgoingBitrate === "number" ? pair.availableOutgoingBitrate : null;
     const now = performance.now();
     const before = this.previousSample;
-    this.previousSample = { now, bytes, lost, received };
+    this.previousSample = { now, lost, received };
     if (!before) return;
-    const seconds = (now - before.now) / 1000;
-    const bitrate = seconds > 0 ? ((bytes - before.bytes) * 8) / seconds : null;
     const newLost = lost - before.lost;
     const newReceived = received - before.received;
-    const loss = newLost + newReceived > 0 ? newLost / (newLost + newReceived) : 0;
-    const level = classifyQuality({ rtt, loss, bitrate, expectVideo: this.peerVideo });
+    const inLoss = newLost + newReceived > 0 ? Math.max(0, newLost) / (newLost + newReceived) : 0;
+    // Loss both ways: what we receive, and what the server says it lost of ours.
+    const loss = Math.max(inLoss, remoteLoss ?? 0);
+    const warming = this.legConnectedAt === null || now - this.legConnectedAt < QUALITY_WARMUP_MS;
+    const reading = warming
+      ? "unknown"
+      : classifyQuality({ rtt, loss, jitter, availableBitrate, sendingVideo: this.videoOn });
+    ({ shown: this.quality, worseStreak: this.qualityWorseStreak } = settleQuality(
+      this.quality,
+      reading,
+      this.qualityWorseStreak,
+    ));
     const details = [
       rtt === null ? null : `round trip ${Math.round(rtt * 1000)} ms`,
-      `loss ${(loss * 100).toFixed(1)} %`,
-      bitrate === null ? null : `${(bitrate / 1_000_000).toFixed(2)} Mbit/s in`,
+      `packet loss ${(loss * 100).toFixed(1)} %`,
+      jitter === null ? null : `jitter ${Math.round(jitter * 1000)} ms`,
+      availableBitrate === null ? null : `${(availableBitrate / 1_000_000).toFixed(2)} Mbit/s available to send`,
     ]
       .filter(Boolean)
       .join(", ");
-    const words = { good: "good", fair: "fair", poor: "poor", unknown: "measuring" }[level];
-    const q = this.el.quality;
-    q.dataset.quality = level;
-    q.querySelector("[data-quality-level]").textContent = words;
-    q.querySelector("[data-quality-details]").textContent = details;
+    this.showQuality(this.el.quality, this.quality, "Your connection");
+    this.el.qualityDetails.textContent = details || "Measuring…";
+    if (this.quality !== "unknown" && this.quality !== this.qualitySent) {
+      this.qualitySent = this.quality;
+      this.socket.send({ type: "connection_quality", call_id: this.callId, level: this.quality });
+    }
+  }
+
+  /** Bars and words of one side's link. */
+  showQuality(element, level, whose) {
+    element.dataset.quality = level;
+    element.querySelector("[data-quality-level]").textContent = QUALITY_WORDS[level];
+    element.querySelector("[data-quality-whose]").textContent = `${whose}:`;
+  }
+
+  showPeerQuality(level) {
+    this.el.peerQuality.hidden = level === "unknown";
+    this.showQuality(this.el.peerQuality, level, `${this.peer.name}'s connection`);
+  }
+
+  /** `peer_connection_quality`: the other person's own bars, as their page measured them. */
+  onPeerQuality(message) {
+    if (this.ended || message.user_id !== this.peer.id || this.peerLost) return;
+    this.showPeerQuality(message.level);
   }
 
   // --- ending -----------------------------------------------------------------------
