@@ -158,6 +158,7 @@ async def media_ctx(app: web.Application) -> AsyncIterator[None]:
             max_leg_bitrate_bps=settings.max_leg_bitrate_kbps * 1000,
             staging_space=space,
             staging_budget_bytes=settings.resolved_staging_bytes_per_call,
+            max_calls_per_worker=settings.media_max_calls_per_worker or None,
         )
         await pool.start()
         host = pool

@@ -56,6 +56,10 @@ class Settings(BaseSettings):
     # Media worker processes of this node; unset: one per CPU. 0 carries media in the
     # serving process itself: for tests that look inside the bridge, and for debugging.
     media_workers: int | None = Field(default=None, ge=0, le=256)
+    # Calls one media worker takes at most (0: no cap). Measured on a 2-core machine: one
+    # worker carries 12 recorded 640x480 calls with every frame delivered, and at 20 it
+    # fell behind and lost all of them; past the cap a new call answers "unavailable".
+    media_max_calls_per_worker: int = Field(default=12, ge=0, le=10_000)
     # SO_RCVBUF asked for every media socket (the kernel caps it at net.core.rmem_max).
     media_udp_receive_buffer_bytes: int = Field(default=2 * 1024 * 1024, ge=65536)
     # Below this much free space in <data dir>/recording-staging the node takes no new

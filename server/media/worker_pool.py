@@ -384,9 +384,11 @@ class MediaWorkerPool:
         staging_space: StagingSpace | None = None,
         staging_budget_bytes: int | None = None,
         max_leg_bitrate_bps: int = DEFAULT_MAX_LEG_BITRATE_BPS,
+        max_calls_per_worker: int | None = None,
     ) -> None:
         if count < 1:
             raise ValueError("a media worker pool needs at least one worker")
+        self._max_calls_per_worker = max_calls_per_worker
         self._port_slices = split_port_range(port_range, count) if port_range else None
         self._announced_addresses = dict(announced_addresses or {})
         self._count = count
@@ -474,6 +476,11 @@ class MediaWorkerPool:
             # The workers record into the node's staging folder, on this file system.
             await self._staging_space.check()
         worker = min(live, key=lambda w: (len(w.calls), w.index))
+        cap = self._max_calls_per_worker
+        if cap is not None and len(worker.calls) >= cap:
+            # Past what a worker carries, every call on it degrades at once (consent checks
+            # time out and all its calls fail): refuse the new call instead.
+            raise MediaUnavailableError(f"every media worker carries its maximum of {cap} calls")
         media = RemoteCallMedia(
             call_id, worker, self._staging, on_leg_state, on_failure, on_notice=on_notice
         )

@@ -31,8 +31,8 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 @pytest.fixture
 def settings(tmp_path: Path, request: pytest.FixtureRequest) -> Settings:
-    overrides = getattr(request, "param", {})
-    return make_settings(tmp_path, media_workers=2, review_sample_rate=1.0, **overrides)
+    overrides = {"media_workers": 2, "review_sample_rate": 1.0, **getattr(request, "param", {})}
+    return make_settings(tmp_path, **overrides)
 
 
 def pool_of(calls: CallHarness) -> MediaWorkerPool:
@@ -189,3 +189,19 @@ async def test_killing_the_serving_process_leaves_no_worker(
     await again.start()
     status, body = await again.readyz()
     assert status == 200 and len(body["media"]["workers"]) == 1, body
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [{"media_workers": 1, "media_max_calls_per_worker": 1}],
+    indirect=True,
+)
+async def test_a_full_worker_refuses_a_new_call_clearly(calls: CallHarness) -> None:
+    first, *_ = await calls.connected_call("a")
+    seller_id, _buyer_id, thread_id = await calls.host.eligible_pair("b")
+    seller = await calls.participant(seller_id)
+    refused = await seller.ws.error(
+        "start_call", "unavailable", thread_id=thread_id, recording_notice_accepted=True
+    )
+    assert "try again" in refused["message"]
+    assert first in calls.service.live_call_ids  # the first call is untouched
