@@ -572,7 +572,13 @@ async def run_configuration(
     root = Path(tempfile.mkdtemp(prefix="bench-capacity-"))
     # Kept for a look after the run (the data dir is not).
     log_path = Path(tempfile.gettempdir()) / f"bench_capacity-{workers}-workers.log"
-    node = ServiceProcess(root / "data", free_port(), INBOXCALL_MEDIA_WORKERS=str(workers))
+    # No per-worker call cap: the bench measures what a worker carries, past the cap too.
+    node = ServiceProcess(
+        root / "data",
+        free_port(),
+        INBOXCALL_MEDIA_WORKERS=str(workers),
+        INBOXCALL_MEDIA_MAX_CALLS_PER_WORKER="0",
+    )
     handles: list[ClientHandle] = []
     worker_pids: list[int] = []
     client_pids: list[int] = []
