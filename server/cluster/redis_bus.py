@@ -17,9 +17,9 @@ from collections.abc import Callable
 from typing import Any, Final, cast
 
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import RedisError
-from redis.retry import Retry
 
 from server.cluster.bus import ALL, BusUnavailable, Envelope, Handler
 
