@@ -159,6 +159,13 @@ AddressScope = Literal["public", "private", "link_local", "loopback", "unusable"
 # Python's ipaddress counts it neither private nor global.
 _SHARED_ADDRESS_SPACE: Final = ipaddress.ip_network("100.64.0.0/10")
 _THIS_NETWORK: Final = ipaddress.ip_network("0.0.0.0/8")
+# RFC 5737 / RFC 3849 documentation ranges stand in for public addresses (an announced
+# 203.0.113.7 in tests and examples): scoped as public, though Python calls them private.
+# Unroutable, so checking one reaches nothing.
+_DOCUMENTATION: Final = tuple(
+    ipaddress.ip_network(n)
+    for n in ("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24", "2001:db8::/32")
+)
 # RFC 7983: the first byte of a STUN message is 0-3; anything else is DTLS, RTP or junk.
 _STUN_FIRST_BYTE_MAX: Final = 3
 
@@ -299,6 +306,8 @@ def address_scope(host: str) -> AddressScope:
         return "link_local"
     if ip.is_reserved or (isinstance(ip, ipaddress.IPv4Address) and ip in _THIS_NETWORK):
         return "unusable"
+    if any(ip.version == net.version and ip in net for net in _DOCUMENTATION):
+        return "public"
     if ip.is_private or (isinstance(ip, ipaddress.IPv4Address) and ip in _SHARED_ADDRESS_SPACE):
         return "private"
     return "public" if ip.is_global else "unusable"
@@ -315,14 +324,20 @@ def ice_address_allowed(host: str, own_host_addresses: Sequence[str]) -> bool:
     return any(address_scope(own) == scope for own in own_host_addresses)
 
 
+def _bound_host(protocol: Any) -> str | None:
+    """The address a host candidate's socket is bound to (an ``INBOXCALL_ICE_HOST_ADDRESSES``
+    entry), which is not the candidate's own address when a public one is announced."""
+    candidate = getattr(protocol, "local_candidate", None)
+    if candidate is None or candidate.type != "host":
+        return None
+    transport = getattr(protocol, "transport", None)
+    sockname = transport.get_extra_info("sockname") if transport is not None else None
+    return str(sockname[0]) if sockname else str(candidate.host)
+
+
 def _own_host_addresses(connection: Any) -> list[str]:
     """The addresses this connection's host candidates are bound to."""
-    addresses = []
-    for protocol in connection._protocols:
-        candidate = getattr(protocol, "local_candidate", None)
-        if candidate is not None and candidate.type == "host":
-            addresses.append(candidate.host)
-    return addresses
+    return [host for p in connection._protocols if (host := _bound_host(p)) is not None]
 
 
 def _known_remote(connection: Any, addr: tuple[str, int]) -> bool:
@@ -336,12 +351,8 @@ def _over_loopback(protocol: Any) -> bool:
     only this host's own traffic there (and sends nothing from it off the host), whatever
     source address that traffic carries -- a browser on this machine checks from its
     interface address (Chromium: 192.0.2.2 -> 127.0.0.1 over ``lo``)."""
-    candidate = getattr(protocol, "local_candidate", None)
-    return (
-        candidate is not None
-        and candidate.type == "host"
-        and address_scope(candidate.host) == "loopback"
-    )
+    host = _bound_host(protocol)
+    return host is not None and address_scope(host) == "loopback"
 
 
 def _admit_check(connection: Any, addr: tuple[str, int], protocol: Any) -> bool:

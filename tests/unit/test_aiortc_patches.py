@@ -492,6 +492,9 @@ def test_the_ice_scope_rules() -> None:
     when one of our own host addresses is in the same scope; never the unusable ones."""
     allowed = aiortc_patches.ice_address_allowed
     assert allowed("8.8.8.8", ["127.0.0.1"]) is True
+    # Documentation ranges stand in for public addresses (an announced 203.0.113.7).
+    assert allowed("203.0.113.7", ["127.0.0.1"]) is True
+    assert allowed("2001:db8::7", ["127.0.0.1"]) is True
     assert allowed("2001:4860:4860::8888", ["127.0.0.1"]) is True
     assert allowed("127.0.0.1", ["127.0.0.1"]) is True
     assert allowed("::1", ["127.0.0.1"]) is True  # both loopback
