@@ -35,6 +35,14 @@ Why each patch exists, and when it can go:
   object with one that wraps it and caps what it reports (and reports a falling cap at
   once, rate-limited, instead of waiting for the estimator's own next report). Can go
   when aiortc lets an application set or filter the REMB it sends.
+* ``bound_video_wait`` (per video receiver): aiortc's video jitter buffer waits for a
+  lost packet until 512 packets have queued behind it (10-20 s of frozen picture on a
+  weak link when the retransmission is lost too). We replace the receiver's buffer with
+  ``signaling.video_jitter_buffer.BoundedWaitJitterBuffer``, which gives up after
+  ``max_wait_s`` and asks for a keyframe, as libwebrtc does; while it waits it NACKs
+  the holes it waits on again (aiortc NACKs only when a new packet goes missing),
+  through the receiver's private ``_send_rtcp_nack``. Can go when aiortc's buffer bounds its
+  wait and its NACK generator retries.
 * ``send_picture_loss_indication``: calls the receiver's private ``_send_rtcp_pli``;
   there is no public way to ask a remote sender for a keyframe.
 * Global, installed by ``install_global_patches`` (idempotent):
@@ -115,11 +123,14 @@ import aiortc
 from aioice.candidate import Candidate, candidate_foundation, candidate_priority
 from aiortc.codecs.h264 import H264Encoder
 from aiortc.codecs.vpx import Vp8Encoder
+from aiortc.jitterbuffer import JitterBuffer
 from aiortc.mediastreams import convert_timebase
 from packaging.specifiers import SpecifierSet
 from packaging.version import InvalidVersion, Version
 
+from signaling import video_jitter_buffer
 from signaling.media_errors import MediaNegotiationError
+from signaling.video_jitter_buffer import VIDEO_CAPACITY, BoundedWaitJitterBuffer
 
 logger = logging.getLogger(__name__)
 
@@ -134,6 +145,8 @@ RECEIVER_DECODER_QUEUE_ATTR: Final = "_RTCRtpReceiver__decoder_queue"
 RECEIVER_DECODER_THREAD_ATTR: Final = "_RTCRtpReceiver__decoder_thread"
 SENDER_ENCODER_ATTR: Final = "_RTCRtpSender__encoder"
 RECEIVER_BITRATE_ESTIMATOR_ATTR: Final = "_RTCRtpReceiver__remote_bitrate_estimator"
+RECEIVER_JITTER_BUFFER_ATTR: Final = "_RTCRtpReceiver__jitter_buffer"
+RECEIVER_SEND_NACK_ATTR: Final = "_send_rtcp_nack"
 
 # A capped estimate is re-sent between the estimator's own reports (every 500 ms) only
 # when it changed by this share, and at most this often: REMB is a few dozen bytes, but
@@ -692,6 +705,42 @@ def tap_receiver(receiver: Any, on_frame: OnEncodedFrame) -> None:
     if getattr(receiver, RECEIVER_DECODER_THREAD_ATTR, None) is not None:
         raise RuntimeError("tap_receiver must be called before the receiver starts")
     setattr(receiver, RECEIVER_DECODER_QUEUE_ATTR, _EncodedFrameTap(on_frame))
+
+
+def bound_video_wait(
+    receiver: Any,
+    on_gap: Callable[[], None],
+    max_wait_s: float = video_jitter_buffer.DEFAULT_MAX_WAIT_S,
+) -> BoundedWaitJitterBuffer:
+    """Give ``receiver`` (a video one) a jitter buffer that gives up on a lost packet
+    after ``max_wait_s``; ``on_gap`` hears each give-up. Call before it starts."""
+    current = getattr(receiver, RECEIVER_JITTER_BUFFER_ATTR, None)
+    if not isinstance(current, JitterBuffer) or current.capacity != VIDEO_CAPACITY:
+        raise RuntimeError(
+            f"RTCRtpReceiver has no video {RECEIVER_JITTER_BUFFER_ATTR}: aiortc changed, "
+            "re-check signaling/aiortc_patches.py"
+        )
+    if not callable(getattr(receiver, RECEIVER_SEND_NACK_ATTR, None)):
+        raise RuntimeError(
+            f"RTCRtpReceiver has no {RECEIVER_SEND_NACK_ATTR}: aiortc changed, "
+            "re-check signaling/aiortc_patches.py"
+        )
+    sending: set[asyncio.Task[None]] = set()
+
+    def ask_again(media_ssrc: int, lost: list[int]) -> None:
+        # Called from the receiver's own coroutine (_handle_rtp_packet), on the loop.
+        if not lost or len(sending) > 1:
+            return
+        send_nack = getattr(receiver, RECEIVER_SEND_NACK_ATTR)
+        task = asyncio.get_running_loop().create_task(send_nack(media_ssrc, lost))
+        sending.add(task)
+        task.add_done_callback(sending.discard)
+
+    buffer = BoundedWaitJitterBuffer(
+        max_wait_s=max_wait_s, on_gap=on_gap, on_still_missing=ask_again
+    )
+    setattr(receiver, RECEIVER_JITTER_BUFFER_ATTR, buffer)
+    return buffer
 
 
 class PassthroughPacketizer:

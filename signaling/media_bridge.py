@@ -92,7 +92,7 @@ from aiortc import (
 )
 from aiortc.sdp import candidate_from_sdp
 
-from signaling import aiortc_patches
+from signaling import aiortc_patches, video_jitter_buffer
 from signaling.call_state import FailureDetail
 from signaling.media_bandwidth import (
     BandwidthSettings,
@@ -141,6 +141,9 @@ class BridgeSettings:
     audio_queue_frames: int = 50
     video_queue_frames: int = 30
     keyframe_request_interval: float = 0.5
+    # How long a video receive leg waits for a lost packet's retransmission before it
+    # gives up on the frame and asks for a keyframe (signaling/video_jitter_buffer.py).
+    video_packet_max_wait_s: float = video_jitter_buffer.DEFAULT_MAX_WAIT_S
     liveness_check_interval: float = 1.0
     disconnected_after: float = 4.0
     # STUN/TURN servers for the server's own candidates; none by default, as a media
@@ -185,6 +188,8 @@ class StreamStats:
     """Video only: the last REMB the bridge sent the participant's browser."""
     video_gate: str | None = None
     """Video only: ``flowing``, ``paused`` or ``probing`` (what the participant receives)."""
+    packet_gaps_skipped: int = 0
+    """Video only: lost packets given up on (each cost the frames up to a keyframe)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -473,6 +478,7 @@ class CallMediaBridge:
                         keyframe_requests_received=c.keyframe_requests_received,
                         frames_over_budget=c.frames_over_budget,
                         frames_out_paused=c.frames_out_paused,
+                        packet_gaps_skipped=c.packet_gaps_skipped,
                         **self._bitrate_stats(participant, kind),
                     )
                 )
@@ -666,6 +672,11 @@ class CallMediaBridge:
                     leg.estimator = aiortc_patches.cap_receive_estimate(
                         transceiver.receiver, self._sender_cap_callback(participant_id)
                     )
+                    aiortc_patches.bound_video_wait(
+                        transceiver.receiver,
+                        self._packet_gap_callback(leg),
+                        self._settings.video_packet_max_wait_s,
+                    )
                 transceivers[kind] = transceiver
                 outbound[kind] = track
             pc.on("connectionstatechange", lambda: self._on_pc_state(leg))
@@ -856,6 +867,21 @@ class CallMediaBridge:
                     peer.keyframes.request()
 
         return on_attach
+
+    def _packet_gap_callback(self, leg: _Leg) -> Callable[[], None]:
+        """The leg's video receiver gave up on a lost packet: the frames after it may
+        not decode, so forwarding and recording resume on a keyframe."""
+
+        def on_gap() -> None:
+            participant = self._participants[leg.participant_id]
+            if participant.leg is not leg:
+                return
+            stream = participant.streams["video"]
+            stream.counters.packet_gaps_skipped += 1
+            stream.awaiting_keyframe = True
+            participant.keyframes.request()
+
+        return on_gap
 
     def _peer_keyframe_callback(self, consumer_id: str) -> Callable[[], None]:
         def on_keyframe_needed() -> None:

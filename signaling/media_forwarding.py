@@ -42,6 +42,7 @@ class StreamCounters:
     keyframe_requests_received: int = 0
     frames_over_budget: int = 0
     frames_out_paused: int = 0
+    packet_gaps_skipped: int = 0
 
 
 class ForwardingTrack(MediaStreamTrack):

@@ -23,14 +23,9 @@ from tests.support.encoded_media import EncodedClip, EncodedPacket, encoded_clip
 from tests.support.media_peers import MediaClient, Progress, server_media_port
 from tests.support.udp_shaper import UdpShaperProcess
 
-# The delay-based estimators under test run on a shared event loop and a shared 2-core
-# machine: these two adaptation tests failed about one run in two there (issue 9 stays open
-# for it). Rerun up to twice rather than hide them; a real regression fails all three.
 pytestmark = pytest.mark.integration
-ADAPTATION_RERUNS = pytest.mark.flaky(reruns=2)
 
 
-@ADAPTATION_RERUNS
 async def test_the_receivers_downlink_sets_the_senders_bitrate() -> None:
     limit = 450_000
     figures = await run_scenario(receiver_driven=True, limit_bps=limit, constrained_s=16)
@@ -53,7 +48,6 @@ async def test_the_receivers_downlink_sets_the_senders_bitrate() -> None:
     assert figures.notices == []  # nothing was paused
 
 
-@ADAPTATION_RERUNS
 async def test_video_pauses_on_a_link_too_weak_for_it_and_resumes_when_it_recovers() -> None:
     figures = await run_scenario(
         receiver_driven=True,

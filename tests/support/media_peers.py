@@ -65,8 +65,11 @@ class ReceivedFrames:
     arrivals: list[float] = field(default_factory=list)
     """``time.monotonic()`` (the loop's clock) when each frame was complete."""
     codecs: set[str] = field(default_factory=set)
-    # time.monotonic() of each frame's arrival (for stall measurements).
-    arrivals: list[float] = field(default_factory=list)
+    packet_gaps: int = 0
+    """Lost packets the receiver gave up on (the frames after each wait for a keyframe)."""
+
+    def packet_gap(self) -> None:
+        self.packet_gaps += 1
 
     def add(self, codec: str, clock_rate: int, data: bytes, timestamp: int) -> None:
         self.codecs.add(codec)
@@ -116,6 +119,12 @@ class MediaClient:
             transceiver = self.pc.addTransceiver(source, direction="sendrecv")
             transceiver.setCodecPreferences(codec_preferences(kind, codec))
             aiortc_patches.tap_receiver(transceiver.receiver, self.received[kind].add)
+            if kind == "video":
+                # A browser's jitter buffer gives up on a lost packet and asks for a
+                # keyframe; aiortc's waits for 512 more packets.
+                aiortc_patches.bound_video_wait(
+                    transceiver.receiver, self.received[kind].packet_gap
+                )
             aiortc_patches.make_sender_passthrough(
                 transceiver.sender,
                 codec=codec,

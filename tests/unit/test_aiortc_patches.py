@@ -28,7 +28,7 @@ import pytest
 from aiortc import RTCPeerConnection
 from aiortc.codecs.h264 import H264Encoder
 from aiortc.codecs.vpx import Vp8Encoder, vp8_depayload
-from aiortc.jitterbuffer import JitterFrame
+from aiortc.jitterbuffer import JitterBuffer, JitterFrame
 from aiortc.rate import RemoteBitrateEstimator
 from aiortc.rtcdtlstransport import RTCDtlsTransport
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
@@ -154,6 +154,16 @@ PINNED_SIGNATURES: list[tuple[str, Callable[..., Any], str]] = [
 
 # Upstream lines each patch relies on: (function, line, what depends on it).
 UPSTREAM_LINES: list[tuple[Callable[..., Any], str, str]] = [
+    (
+        RTCRtpReceiver._handle_rtp_packet,
+        "pli_flag, encoded_frame = self.__jitter_buffer.add(packet)",
+        "bound_video_wait replaces the jitter buffer and relies on its PLI flag being sent",
+    ),
+    (
+        JitterBuffer._remove_frame,
+        "if packet is None:",
+        "BoundedWaitJitterBuffer: aiortc's buffer stops at the first missing packet",
+    ),
     (
         RTCRtpReceiver._handle_rtp_packet,
         "self.__decoder_queue.put((codec, encoded_frame))",
@@ -869,3 +879,18 @@ def test_announced_addresses_keep_their_ip_version() -> None:
         aiortc_patches.announce_ice_addresses({"127.0.0.1": "2001:db8::1"})
     with pytest.raises(ValueError, match="port range"):
         aiortc_patches.use_media_ports((5000, 4000))
+
+
+async def test_video_receivers_get_the_bounded_wait_jitter_buffer() -> None:
+    pc = RTCPeerConnection()
+    try:
+        video = pc.addTransceiver("video").receiver
+        gaps: list[None] = []
+        buffer = aiortc_patches.bound_video_wait(video, lambda: gaps.append(None), 0.25)
+        assert getattr(video, aiortc_patches.RECEIVER_JITTER_BUFFER_ATTR) is buffer
+        assert buffer.capacity == 512
+        audio = pc.addTransceiver("audio").receiver
+        with pytest.raises(RuntimeError, match="no video"):
+            aiortc_patches.bound_video_wait(audio, lambda: None)
+    finally:
+        await pc.close()
