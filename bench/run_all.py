@@ -22,6 +22,8 @@ BENCHMARKS: list[list[str]] = [
     ["bench_contact_details.py"],
     # Receiver-driven bitrate on and off, the buyer's downlink shaped to 450 kbps.
     ["bench_bitrate.py"],
+    # The same with real Chromium, the buyer relayed by coturn over TCP at 400 kbps.
+    ["bench_browser_bitrate.py"],
     # The whole service (HTTP, WebSocket, media workers, recording) at 20 calls, with 1
     # and with 2 media workers: CPU per call, delivery, loop lag, time to first frame.
     ["bench_capacity.py"],

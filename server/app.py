@@ -116,7 +116,10 @@ async def webhooks_ctx(app: web.Application) -> AsyncIterator[None]:
 def bridge_settings_from(settings: Settings) -> BridgeSettings:
     """In-process media's bridge settings (a worker builds its own from ``WorkerConfig``)."""
     return BridgeSettings(
-        bandwidth=BandwidthSettings(max_leg_bitrate_bps=settings.max_leg_bitrate_kbps * 1000)
+        bandwidth=BandwidthSettings(
+            max_leg_bitrate_bps=settings.max_leg_bitrate_kbps * 1000,
+            receiver_driven=settings.receiver_driven_bitrate,
+        )
     )
 
 
@@ -156,6 +159,7 @@ async def media_ctx(app: web.Application) -> AsyncIterator[None]:
             log_format=settings.log_format,
             node_name=settings.resolved_node_name,
             max_leg_bitrate_bps=settings.max_leg_bitrate_kbps * 1000,
+            receiver_driven_bitrate=settings.receiver_driven_bitrate,
             staging_space=space,
             staging_budget_bytes=settings.resolved_staging_bytes_per_call,
             max_calls_per_worker=settings.media_max_calls_per_worker or None,

@@ -74,6 +74,9 @@ class Settings(BaseSettings):
     # What each media leg may send (audio and video): advertised to browsers (b=AS, REMB)
     # and policed (frames beyond it dropped, a leg that keeps above it ends the call).
     max_leg_bitrate_kbps: int = Field(default=2500, ge=256, le=100_000)
+    # The receiver's network decides what the sender sends (REMB relayed, video paused when
+    # it cannot get through). Off only to measure what it buys (bench/bench_browser_bitrate.py).
+    receiver_driven_bitrate: bool = True
 
     eligibility_activity_window_days: int = Field(default=14, ge=1, le=3650)
     call_attempt_limit: int = Field(default=5, ge=1, le=1000)

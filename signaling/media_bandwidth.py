@@ -9,7 +9,16 @@ bandwidth estimate; RTCP receiver reports: the share of packets lost), whether t
 video is forwarded, and what the *sending* browser is told it may send:
 
 * ``flowing``: video is forwarded; the sender's cap is the receiver's estimate. This is
-  the SFU rule: the receiving leg's network decides what the sender sends.
+  the SFU rule: the receiving leg's network decides what the sender sends. The estimate
+  a browser sends in REMB is delay-based only: a path that drops what exceeds its rate
+  without queueing it (a policer, coturn's ``max-bps``) leaves it high while most
+  packets are lost. So the cap is also held under a loss-based estimate, as the sending
+  side of Google congestion control does (draft-ietf-rmcat-gcc, section 6): on each
+  loss report above ``LOSS_DECREASE_ABOVE`` it is multiplied by ``1 - loss / 2``, and
+  held under ``LOSS_THROUGHPUT_SHARE`` of what got through (the video bitrate the
+  bridge sent it, less the loss) so that it lands under the path in one step instead of
+  converging on it from above; below ``LOSS_INCREASE_BELOW`` it grows
+  ``LOSS_INCREASE`` a report until it no longer binds.
 * ``paused``: for ``video_pause_after_s`` the estimate stayed below
   ``video_pause_below_bps`` *and* the receiver kept losing ``video_pause_loss`` or more
   of the packets: even video squeezed to the estimate does not get through. (A low
@@ -53,6 +62,14 @@ DEFAULT_VIDEO_PAUSE_LOSS: Final = 0.10
 PROBE_TIME_LIMIT: Final = 3
 # A loss report older than this says nothing about now.
 LOSS_REPORT_MAX_AGE_S: Final = 3.0
+# The loss-based estimate (draft-ietf-rmcat-gcc section 6; the bridge reports loss about
+# once a second): cut by half the loss above 10 %, +8 % a report below 2 %, hold between.
+LOSS_DECREASE_ABOVE: Final = 0.10
+LOSS_INCREASE_BELOW: Final = 0.02
+LOSS_INCREASE: Final = 1.08
+LOSS_THROUGHPUT_SHARE: Final = 0.9
+# Chromium's own floor for a video stream.
+LOSS_BASED_FLOOR_BPS: Final = 30_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,6 +160,8 @@ class DownlinkVideoGate:
         """The receiver's last reported estimate (bits per second)."""
         self.loss: float | None = None
         """The share of video packets the receiver last reported lost."""
+        self.loss_based: float | None = None
+        """The loss-based estimate (bits per second) while loss binds; None: it does not."""
         self._loss_at = 0.0
         self._struggling_since: float | None = None
         self._paused_at = 0.0
@@ -166,17 +185,30 @@ class DownlinkVideoGate:
             case GateState.PROBING:
                 return min(ceiling, self._settings.video_resume_above_bps)
             case GateState.FLOWING:
-                return ceiling if self.estimate is None else min(ceiling, self.estimate)
+                return self._flowing_cap()
+
+    def _flowing_cap(self) -> int:
+        cap = self._settings.max_leg_bitrate_bps
+        if self.estimate is not None:
+            cap = min(cap, self.estimate)
+        if self.loss_based is not None:
+            cap = min(cap, int(self.loss_based))
+        return cap
 
     def on_estimate(self, bitrate: int, now: float) -> GateChange | None:
         """The receiver's browser reported ``bitrate`` (a REMB about the video it gets)."""
         self.estimate = bitrate
         return self._judge_flowing(now)
 
-    def on_loss(self, fraction: float, now: float) -> GateChange | None:
-        """The receiver reported losing ``fraction`` of the video packets sent to it."""
+    def on_loss(
+        self, fraction: float, now: float, sent_bps: float | None = None
+    ) -> GateChange | None:
+        """The receiver reported losing ``fraction`` of the video packets sent to it;
+        ``sent_bps``: the video bitrate the bridge sent it over about that time."""
         self.loss = fraction
         self._loss_at = now
+        if self.state is GateState.FLOWING and self._settings.receiver_driven:
+            self._update_loss_based(fraction, sent_bps)
         if self.state is GateState.PROBING and self._settings.receiver_driven:
             if fraction >= self._settings.video_pause_loss:
                 self._failed_probes += 1
@@ -187,16 +219,33 @@ class DownlinkVideoGate:
                 self.state = GateState.FLOWING
                 self._failed_probes = 0
                 self._struggling_since = None
+                # What the probe proved gets through, growing from there.
+                self.loss_based = float(self._settings.video_resume_above_bps)
                 return GateChange(GateState.FLOWING, "recovered", "video_resumed")
             return None
         return self._judge_flowing(now)
+
+    def _update_loss_based(self, fraction: float, sent_bps: float | None) -> None:
+        if fraction > LOSS_DECREASE_ABOVE:
+            current = self.loss_based if self.loss_based is not None else self._flowing_cap()
+            cut = current * (1 - fraction / 2)
+            if sent_bps:
+                cut = min(cut, sent_bps * (1 - fraction) * LOSS_THROUGHPUT_SHARE)
+            self.loss_based = max(LOSS_BASED_FLOOR_BPS, cut)
+        elif fraction < LOSS_INCREASE_BELOW and self.loss_based is not None:
+            self.loss_based *= LOSS_INCREASE
+            unbound = self._settings.max_leg_bitrate_bps
+            if self.estimate is not None:
+                unbound = min(unbound, self.estimate)
+            if self.loss_based >= unbound:
+                self.loss_based = None
 
     def _judge_flowing(self, now: float) -> GateChange | None:
         if self.state is not GateState.FLOWING or not self._settings.receiver_driven:
             return None
         struggling = (
-            self.estimate is not None
-            and self.estimate < self._settings.video_pause_below_bps
+            (self.estimate is not None or self.loss_based is not None)
+            and self._flowing_cap() < self._settings.video_pause_below_bps
             and self.loss is not None
             and self.loss >= self._settings.video_pause_loss
             and now - self._loss_at <= LOSS_REPORT_MAX_AGE_S
@@ -231,6 +280,7 @@ class DownlinkVideoGate:
 
     def _pause(self, now: float, reason: str, notice: Notice | None) -> GateChange:
         self.state = GateState.PAUSED
+        self.loss_based = None
         self._paused_at = now
         self._struggling_since = None
         return GateChange(GateState.PAUSED, reason, notice)

@@ -249,6 +249,8 @@ class _Leg:
     replaced: bool = False
     rx_packets: int = -1
     rx_changed_at: float = 0.0
+    video_bytes_sent: int = 0
+    video_bytes_sent_at: float | None = None
     candidates_trickled: int = 0
     estimator: aiortc_patches.CappedBitrateEstimator | None = None
 
@@ -986,9 +988,11 @@ class CallMediaBridge:
                 if leg is None or leg.state not in ("connected", "disconnected"):
                     continue
                 report = await leg.pc.getStats()
+                sent_bps = _video_sent_bitrate(leg, report.values(), loop.time())
                 loss = _video_loss(report.values())
                 if loss is not None:
-                    self._apply_gate(participant, participant.gate.on_loss(loss, time.monotonic()))
+                    change = participant.gate.on_loss(loss, time.monotonic(), sent_bps)
+                    self._apply_gate(participant, change)
                 received = sum(
                     int(getattr(s, "packetsReceived", 0))
                     for s in report.values()
@@ -1017,6 +1021,20 @@ class CallMediaBridge:
             logger.warning(
                 "call=%s task %s failed: %r", self.call_id, task.get_name(), task.exception()
             )
+
+
+def _video_sent_bitrate(leg: _Leg, stats: Iterable[Any], now: float) -> float | None:
+    """The video bitrate the bridge sent on ``leg`` since the last call (None: first)."""
+    sent = sum(
+        int(getattr(entry, "bytesSent", 0))
+        for entry in stats
+        if getattr(entry, "type", None) == "outbound-rtp" and entry.kind == "video"
+    )
+    before, before_at = leg.video_bytes_sent, leg.video_bytes_sent_at
+    leg.video_bytes_sent, leg.video_bytes_sent_at = sent, now
+    if before_at is None or now <= before_at or sent < before:
+        return None
+    return (sent - before) * 8 / (now - before_at)
 
 
 def _video_loss(stats: Iterable[Any]) -> float | None:

@@ -53,6 +53,7 @@ class WorkerConfig(BaseModel):
     log_format: Literal["text", "json"] = "text"
     node_name: str = ""
     max_leg_bitrate_bps: int = DEFAULT_MAX_LEG_BITRATE_BPS
+    receiver_driven_bitrate: bool = True
 
 
 class LoopLagSampler:
@@ -87,7 +88,10 @@ class MediaWorker:
             Path(config.staging_dir), budget_bytes=config.staging_budget_bytes
         )
         bridge_settings = BridgeSettings(
-            bandwidth=BandwidthSettings(max_leg_bitrate_bps=config.max_leg_bitrate_bps)
+            bandwidth=BandwidthSettings(
+                max_leg_bitrate_bps=config.max_leg_bitrate_bps,
+                receiver_driven=config.receiver_driven_bitrate,
+            )
         )
         self._host = LocalMediaHost(lambda: staging, bridge_settings=bridge_settings)
         self._lag = LoopLagSampler()

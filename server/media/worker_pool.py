@@ -384,6 +384,7 @@ class MediaWorkerPool:
         staging_space: StagingSpace | None = None,
         staging_budget_bytes: int | None = None,
         max_leg_bitrate_bps: int = DEFAULT_MAX_LEG_BITRATE_BPS,
+        receiver_driven_bitrate: bool = True,
         max_calls_per_worker: int | None = None,
     ) -> None:
         if count < 1:
@@ -400,6 +401,7 @@ class MediaWorkerPool:
         self._log_format: Literal["text", "json"] = log_format
         self._node_name = node_name
         self._max_leg_bitrate_bps = max_leg_bitrate_bps
+        self._receiver_driven_bitrate = receiver_driven_bitrate
         self.workers: list[WorkerProcess | None] = [None] * count
         self._supervisors: list[asyncio.Task[None]] = []
         self._closing = False
@@ -418,6 +420,7 @@ class MediaWorkerPool:
             log_format=self._log_format,
             node_name=self._node_name,
             max_leg_bitrate_bps=self._max_leg_bitrate_bps,
+            receiver_driven_bitrate=self._receiver_driven_bitrate,
         )
 
     async def start(self) -> None:

@@ -176,3 +176,42 @@ def test_the_ceiling_goes_on_the_video_section_only() -> None:
     assert "b=" not in audio
     assert "\r\nc=IN IP4 0.0.0.0\r\nb=AS:2500\r\nb=TIAS:2500000\r\na=mid:1\r\n" in video
     assert "b=AS:99" not in out
+
+
+def test_loss_at_a_high_estimate_brings_the_sender_under_what_the_path_carries() -> None:
+    # A policer drops what exceeds 400 kbps without queueing: the receiver's delay-based
+    # estimate stays at 2 Mbps while most packets are lost.
+    gate = DownlinkVideoGate(BandwidthSettings(max_leg_bitrate_bps=2_500_000))
+    path = 400_000
+    caps = []
+    for t in range(40):
+        gate.on_estimate(2_000_000, float(t))
+        sent = gate.sender_cap  # the sending browser's encoder follows its cap
+        assert gate.on_loss(max(0.0, 1 - path / sent), float(t), sent_bps=sent) is None
+        caps.append(gate.sender_cap)
+    # One report: under the path (what got through, less a tenth).
+    assert abs(caps[0] - 360_000) <= 1
+    # From then on it probes up to the path and falls back under it, never up to the
+    # estimate: lost a tenth or more at most one report in three.
+    assert all(300_000 <= cap <= path * 1.1 for cap in caps), caps
+    assert sum(cap > path / 0.9 for cap in caps) <= len(caps) // 3, caps
+    assert gate.forwarding
+
+
+def test_once_the_loss_stops_the_loss_based_cap_grows_until_it_no_longer_binds() -> None:
+    gate = DownlinkVideoGate(BandwidthSettings(max_leg_bitrate_bps=2_500_000))
+    gate.on_estimate(1_000_000, 0.0)
+    gate.on_loss(0.6, 0.0)
+    assert gate.sender_cap == 700_000
+    gate.on_loss(0.05, 1.0)  # between 2 and 10 %: hold
+    assert gate.sender_cap == 700_000
+    for t in range(2, 7):
+        gate.on_loss(0.0, float(t))
+    assert gate.sender_cap == 1_000_000 and gate.loss_based is None
+
+
+def test_loss_that_takes_the_cap_under_the_floor_pauses_video() -> None:
+    gate = DownlinkVideoGate(SETTINGS)
+    gate.on_estimate(1_000_000, 0.0)
+    changes = [gate.on_loss(0.9, float(t)) for t in range(12)]
+    assert GateChange(GateState.PAUSED, "weak_connection", "video_paused") in changes
