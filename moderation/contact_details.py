@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Final, Literal
 
 from moderation import invitations, payments
+from moderation.first_characters import compile_guarded
 from moderation.invitation_model import INVITATION_MODEL
 from moderation.invitations import find_invitations, is_refusal
 from moderation.keywords import Keywords, KeywordScan, Span, windows
@@ -256,7 +257,7 @@ _WORD_TAIL: Final = re.compile(r"[a-z0-9_]+")
 _DIGITS_REMOVED: Final = str.maketrans("", "", "0123456789")
 _DIGITS_AND_SEPARATORS_REMOVED: Final = str.maketrans("", "", "0123456789 \t-.()[],*~")
 # Units and separators share no character, so a run never backtracks more than one unit.
-_PHONE_RUN: Final = re.compile(
+_PHONE_RUN: Final = compile_guarded(
     rf"{_PHONE_UNIT_UNNAMED}(?:{_PHONE_SEPARATOR}{_PHONE_UNIT_UNNAMED}){{0,40}}"
 )
 _PHONE_MIN_DIGITS: Final = 7
@@ -265,7 +266,7 @@ _PHONE_PLAIN_MIN_DIGITS: Final = 9
 _PHONE_CONTEXT_CHARS: Final = 40
 
 # Written before a number that is NOT a phone number: identifiers of all sorts.
-_PHONE_NEGATIVE_CONTEXT: Final = re.compile(
+_PHONE_NEGATIVE_CONTEXT: Final = compile_guarded(
     r"(?:\b(?:order|orders|invoice|inv|isbn|issn|ean|upc|gtin|sku|asin|ticket|tracking|track"
     r"|ref|reference|serial|card|iban|account|acct|routing|swift|bic|po|batch|lot|build"
     r"|version|ver|model|part|item|receipt|transaction|txn|booking|confirmation|pnr|vat|tax"
@@ -276,7 +277,7 @@ _PHONE_NEGATIVE_CONTEXT: Final = re.compile(
     r"|#)[ :.#-]*"
 )
 # Written before (or after) a number that IS meant as a phone number.
-_PHONE_CUE: Final = re.compile(
+_PHONE_CUE: Final = compile_guarded(
     r"\b(?:phone|ph|mobile|mob|cell|cellphone|tel|telephone|number|numbers|num|no\.|nr"
     r"|digits|call|ring|text|sms|whats ?app|wa|viber|signal|telegram|tg|contact|reach|dial"
     r"|landline|line|hotline|fax|me at|me on|i am on|i'm on|mine"
@@ -446,7 +447,7 @@ _DOT_WORD: Final = (
     r"(?:\s{0,3}[(\[{<]\s{0,2}(?:dot|\.)\s{0,2}[)\]}>]\s{0,3}|\s{1,3}dot\s{1,3}|\s{1,3}\.\s{1,3})"
 )
 _DOT_ANY: Final = rf"(?:\.|{_DOT_WORD})"
-_EMAIL_DISGUISED: Final = re.compile(
+_EMAIL_DISGUISED: Final = compile_guarded(
     rf"(?<![a-z0-9._%+-])(?P<local>{_EMAIL_LOCAL}(?:{_DOT_WORD}{_EMAIL_LOCAL}){{0,3}})"
     rf"(?P<at>{_AT_WORD}|{_AT_SIGN_SPACED})"
     rf"(?P<domain>{_EMAIL_LABEL}(?:{_DOT_ANY}{_EMAIL_LABEL}){{0,4}})"
@@ -475,7 +476,7 @@ _FILE_EXTENSIONS: Final = frozenset((
     "xd", "log",
 ))  # fmt: skip
 _EMAIL_CUE: Final = re.compile(r"\b(?:e-?mail|mail|gmail|contact|address|write|reach|send)\b")
-_PROVIDER_HANDLE: Final = re.compile(
+_PROVIDER_HANDLE: Final = compile_guarded(
     r"\b(?:(?:my|personal) (?:gmail|hotmail|yahoo|outlook|icloud|proton ?mail|proton)"
     r"(?: (?:id|address|account))?\s{0,3}(?:is|:|=|-)"
     r"|(?:gmail|hotmail|yahoo|outlook|icloud|proton ?mail)(?: (?:id|address))?\s{0,2}[:=])"
@@ -621,12 +622,12 @@ _CONTACT_DOMAINS: Final = "|".join(
     ]
 )
 # A bare domain ("Discord.com has an API") is a topic; a path makes it somebody's address.
-_CONTACT_DOMAIN_HOST: Final = re.compile(
+_CONTACT_DOMAIN_HOST: Final = compile_guarded(
     rf"(?<![a-z0-9.@-])(?:https?\s{{0,2}}:\s{{0,2}}//\s{{0,2}})?(?:www\.)?(?:{_CONTACT_DOMAINS})"
     r"(?![a-z0-9-])"
 )
 _LINK_PATH_RE: Final = re.compile(_LINK_PATH)
-_CONTACT_PAGE_HOST: Final = re.compile(
+_CONTACT_PAGE_HOST: Final = compile_guarded(
     r"(?<![a-z0-9.@-])(?:https?://)?(?:www\.)?(?:[a-z0-9][a-z0-9-]{0,62}\.){1,4}[a-z]{2,24}"
     r"/(?:contact(?:[-_]?(?:us|me))?|get[-_]?in[-_]?touch|hire[-_]?me|book(?:[-_]?a[-_]?call)?"
     r"|schedule|reach[-_]?me|let'?s[-_]?talk|lets[-_]?talk|call[-_]?me|whatsapp)(?![a-z0-9])"
@@ -636,7 +637,7 @@ _SOMEONE_ELSES_SITE: Final = re.compile(
     r"\b(?:your|client'?s?|customer'?s?|their|fix|broken|bug|form|redesign|update|doesn'?t"
     r"|does not|isn'?t|not working)\b"
 )
-_MY_SITE: Final = re.compile(
+_MY_SITE: Final = compile_guarded(
     r"\bmy (?:own |personal )?(?:web ?site|site|portfolio site|homepage|blog)"
     r"(?: is| at| has| here)?[:\s]{1,3}(?:https?://)?(?:www\.)?(?:[a-z0-9][a-z0-9-]{0,62}\.){1,3}"
     r"[a-z]{2,24}\b(?![.@])"
@@ -715,7 +716,7 @@ _MESSENGER_PATTERNS: Final[tuple[tuple[tuple[str, ...], re.Pattern[str]], ...]] 
     # "add me on whatsapp", "ping me on skype", "connect with me on linkedin"
     (
         ("me", "us", "you", " u"),
-        re.compile(
+        compile_guarded(
             rf"\b(?:add|message|msg|messege|text|ping|contact|reach|call|dm|pm|inbox|write|hit"
             rf"|find|follow|catch|buzz|send|sent|connect|talk|chat|speak|join|meet|facetime)"
             rf" (?:with |to )?{_ME}\b(?: up)?[^.!?\n]{{0,30}}?\b(?P<platform>{_PLATFORM})\b"
@@ -723,12 +724,12 @@ _MESSENGER_PATTERNS: Final[tuple[tuple[tuple[str, ...], re.Pattern[str]], ...]] 
     ),
     (
         ("hmu",),
-        re.compile(rf"\bhmu\b[^.!?\n]{{0,20}}?\b(?P<platform>{_PLATFORM})\b"),
+        compile_guarded(rf"\bhmu\b[^.!?\n]{{0,20}}?\b(?P<platform>{_PLATFORM})\b"),
     ),
     # "let's switch to whatsapp", "we can chat on signal", "let's use skype"
     (
         ("let", "we", "prefer", "rather", "why not"),
-        re.compile(
+        compile_guarded(
             rf"{_SUGGESTION}[^.!?\n]{{0,25}}?\b(?:chat|talk|speak|continue|connect|communicate|discuss|meet|call|text|message|jump|hop|get|do"
             rf"|finish|sort|handle|wrap|video)\b[^.!?\n]{{0,20}}?\b(?:on|via|over|through|using|in)"
             rf" (?:a |an |the |my |your )?(?P<platform>{_PLATFORM})\b"
@@ -736,14 +737,14 @@ _MESSENGER_PATTERNS: Final[tuple[tuple[tuple[str, ...], re.Pattern[str]], ...]] 
     ),
     (
         ("let", "we", "prefer", "rather", "why not"),
-        re.compile(
+        compile_guarded(
             rf"{_SUGGESTION}[^.!?\n]{{0,25}}?\b(?:move|switch|go|use)\b(?: (?:over )?to)?"
             rf" (?:a |an |the |my |your )?(?P<platform>{_PLATFORM})\b"
         ),
     ),
     (
         ("prefer", "rather"),
-        re.compile(
+        compile_guarded(
             rf"\b(?:i'?d|i|we) (?:prefer|rather use|would prefer)\b(?: to use| using)?"
             rf" (?P<platform>{_PLATFORM})\b"
         ),
@@ -751,12 +752,12 @@ _MESSENGER_PATTERNS: Final[tuple[tuple[tuple[str, ...], re.Pattern[str]], ...]] 
     # "i'm on telegram as @x"
     (
         ("i'm", "im ", "i am", "we're", "we are"),
-        re.compile(rf"\b(?:i'?m|i am|we'?re|we are) (?:also )?on (?P<platform>{_PLATFORM})\b"),
+        compile_guarded(rf"\b(?:i'?m|i am|we'?re|we are) (?:also )?on (?P<platform>{_PLATFORM})\b"),
     ),
     # "whatsapp me", "telegram me" ("signal me" is plain English)
     (
         (" me", " us"),
-        re.compile(
+        compile_guarded(
             r"\b(?P<platform>what'?s ?app|whatsap+|watsap+|wh?atsapp|telegram|tele|skype|viber"
             r"|we ?chat|facetime|snap|kik|dm|pm|inbox) (?:me|us)\b"
         ),
@@ -764,35 +765,35 @@ _MESSENGER_PATTERNS: Final[tuple[tuple[tuple[str, ...], re.Pattern[str]], ...]] 
     # "my telegram is @bob_dev", "my skype id: bob.dev"
     (
         ("my ",),
-        re.compile(
+        compile_guarded(
             rf"\bmy (?P<platform>{_PLATFORM})(?: {_ID_WORD})?\s{{0,3}}(?:is\b|:|=|-)"
             rf"(?:\s{{0,3}}{_HANDLE})?"
         ),
     ),
     (
         ("my ",),
-        re.compile(
+        compile_guarded(
             rf"\bmy (?P<platform>{_PLATFORM})(?: {_ID_WORD})?\s{{0,3}}@[a-z0-9_][a-z0-9_.]{{1,31}}"
         ),
     ),
     # "tg: @bobdev", "Line ID: bob123", "WeChat, ID: bob_dev88"
     (
         (":", "=", "-"),
-        re.compile(
+        compile_guarded(
             rf"(?<![a-z0-9])(?P<platform>{_PLATFORM}),?(?: {_ID_WORD})?"
             rf"\s{{0,2}}[:=-]\s{{0,3}}{_HANDLE}"
         ),
     ),
     (
         ("@",),
-        re.compile(
+        compile_guarded(
             rf"(?<![a-z0-9])(?P<platform>{_PLATFORM})\b[^.!?\n@]{{0,15}}@[a-z0-9_][a-z0-9_.]{{1,31}}"
         ),
     ),
     # "do you have telegram?", "are you on whatsapp"
     (
         ("you", " u "),
-        re.compile(
+        compile_guarded(
             rf"\b(?:do|are|r|have|got)\s{_ME}\s(?:have |use |using |on |got )?(?:an? )?"
             rf"(?P<platform>{_PLATFORM})\b"
         ),
@@ -800,21 +801,21 @@ _MESSENGER_PATTERNS: Final[tuple[tuple[tuple[str, ...], re.Pattern[str]], ...]] 
     # "what's your whatsapp?", "send me your skype id"
     (
         ("your", "ur "),
-        re.compile(
+        compile_guarded(
             rf"\b(?:what'?s|what is|send me|give me|share|drop|tell me|need|get|have)"
             rf" (?:your|ur) (?P<platform>{_PLATFORM})\b"
         ),
     ),
     (
         ("your", "ur "),
-        re.compile(
+        compile_guarded(
             rf"\b(?:your|ur) (?P<platform>{_PLATFORM})(?: {_ID_WORD})?\s{{0,2}}(?=[?.!,]|$)"
         ),
     ),
     # "a quick zoom call", "a whatsapp video call"
     (
         ("call", "meeting", "chat", "session"),
-        re.compile(
+        compile_guarded(
             rf"\b(?:an?|quick|short) (?:quick |short )?(?P<platform>{_PLATFORM})"
             r" (?:call|meeting|chat|session|video ?call|voice ?call)\b"
         ),
@@ -822,14 +823,14 @@ _MESSENGER_PATTERNS: Final[tuple[tuple[tuple[str, ...], re.Pattern[str]], ...]] 
     # "viber works better for me"
     (
         ("better", "easier", "faster", "quicker", "simpler"),
-        re.compile(
+        compile_guarded(
             rf"\b(?P<platform>{_PLATFORM}) (?:is |works |would be )?(?:much |way )?(?:better|easier"
             r"|faster|quicker|simpler)\b"
         ),
     ),
     (
         ("join",),
-        re.compile(rf"\bjoin (?:my|our) (?P<platform>{_PLATFORM})\b"),
+        compile_guarded(rf"\bjoin (?:my|our) (?P<platform>{_PLATFORM})\b"),
     ),
 )
 # Every spelling _PLATFORM accepts contains one of these; the short names need word edges.
@@ -844,7 +845,7 @@ _PLATFORM_SHORT_WORDS: Final = ("wa", "tg", "ig", "fb", "imo", "kik", "dm", "pm"
 _PLATFORM_SHORT_WORDS_ALSO: Final = ("inbox",)
 
 
-_PLATFORM_NAME: Final = re.compile(rf"\b{_PLATFORM}\b")
+_PLATFORM_NAME: Final = compile_guarded(rf"\b{_PLATFORM}\b")
 
 
 _KEYWORDS["messenger.platform"] = Keywords(
@@ -908,7 +909,7 @@ def _anchored(
 ) -> _AnchoredPattern:
     name = f"off_platform.{len(_KEYWORDS)}"
     _KEYWORDS[name] = Keywords(anywhere=anchors)
-    return _AnchoredPattern(name, re.compile(pattern), before, after, needs)
+    return _AnchoredPattern(name, compile_guarded(pattern), before, after, needs)
 
 
 _OFF_PLATFORM_REQUESTS: Final = (

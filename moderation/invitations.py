@@ -24,6 +24,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Final, Literal
 
+from moderation.first_characters import compile_guarded
 from moderation.keywords import Keywords, Span, windows
 from moderation.normalise import CHARACTER_TABLE
 
@@ -442,12 +443,12 @@ def _read(rule: _Rule) -> _Rule:
     keywords = Keywords(
         words(rule.keywords.anywhere), words(rule.keywords.word_starts), words(rule.keywords.words)
     )
-    pattern = re.compile(rule.pattern.pattern.translate(CHARACTER_TABLE))
+    pattern = compile_guarded(rule.pattern.pattern.translate(CHARACTER_TABLE))
     return _Rule(rule.kind, pattern, keywords, rule.before, rule.after)
 
 
 _RULES_READ: Final = {f"invitation.{name}": _read(rule) for name, rule in _RULES.items()}
-_REFUSAL_READ: Final = re.compile(_REFUSAL.pattern.translate(CHARACTER_TABLE))
+_REFUSAL_READ: Final = compile_guarded(_REFUSAL.pattern.translate(CHARACTER_TABLE))
 # The keywords of every rule, for the detector's one scan of the message.
 KEYWORDS: Final = {name: rule.keywords for name, rule in _RULES_READ.items()}
 

@@ -16,6 +16,7 @@ from typing import Final
 
 from stdnum import iban
 
+from moderation.first_characters import compile_guarded
 from moderation.keywords import Keywords, Span, windows
 
 _IBAN_CANDIDATE: Final = re.compile(
@@ -52,7 +53,7 @@ _SERVICE_TOPIC_BEFORE: Final = re.compile(
     r"\b(?:integrate|integrating|integration of|set ?up|setup|add|adding|implement|connect"
     r"|stripe and|stripe or|support for|accept payments (?:via|with))\b[^.!?\n]{0,25}$"
 )
-_SERVICE_REQUEST: Final = re.compile(
+_SERVICE_REQUEST: Final = compile_guarded(
     rf"\b{_PAY_WORDS}\b[^.!?\n]{{0,40}}?\b{_SERVICES}\b|\b{_SERVICES}\b[^.!?\n]{{0,40}}?\b{_PAY_WORDS}\b"
     rf"|\b{_SERVICES} ?(?:me|him|her)\b"
     r"|\b(?:pay ?pal|venmo|zelle|cash ?app|revolut|skrill|payoneer|paytm|upi|pix)"
