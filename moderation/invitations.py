@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Final, Literal
 
 from moderation.first_characters import compile_guarded
-from moderation.keywords import Keywords, Span, windows
+from moderation.keywords import Keywords, Span, trie_pattern, windows
 from moderation.normalise import CHARACTER_TABLE
 
 InvitationKind = Literal["messenger", "off_platform_request", "link", "meeting"]
@@ -76,12 +76,18 @@ _DIRECT: Final = (
     r"(?:directo|directamente|direto|diretamente|en direct|directement|direkt|direttamente"
     r"|direct (?:deal|payment|kaam)|sidha|seedha|напрямую|langsung|doğrudan)"
 )
-_TALK: Final = (
-    r"(?:hablemos|hablamos|hablar|seguimos|trabajemos|trabajamos|lo hacemos|conversar|falar"
-    r"|fechamos|fechar|fazer|on continue|continuer|parler|on passe|reden|weiterreden|machen"
-    r"|klären|abrechnen|parliamo|sentirci|lavorare|baat|kaam|deal|rabta|общаться|говорить"
-    r"|bicara|konuşalim|continue|talk|work|chat|pay|settle|deal|sort)"
-)
+# As a trie (moderation.keywords.trie_pattern): the rules try these words at every
+# position of their windows. The alternation this replaces listed "continuer" before
+# "continue", the longer word first as a trie takes it, so the trie matches exactly the same.
+_TALK_WORDS: Final = (
+    "hablemos", "hablamos", "hablar", "seguimos", "trabajemos", "trabajamos", "lo hacemos",
+    "conversar", "falar", "fechamos", "fechar", "fazer", "on continue", "continuer",
+    "parler", "on passe", "reden", "weiterreden", "machen", "klären", "abrechnen",
+    "parliamo", "sentirci", "lavorare", "baat", "kaam", "deal", "rabta", "общаться",
+    "говорить", "bicara", "konuşalim", "continue", "talk", "work", "chat", "pay", "settle",
+    "sort",
+)  # fmt: skip
+_TALK: Final = f"(?:{trie_pattern(_TALK_WORDS)})"
 
 # Meeting IDs are 9 to 13 digits in groups of three or four; a passcode may follow.
 _MEETING_ID: Final = r"\d{3,4}[ -]?\d{3,4}[ -]?\d{3,4}(?:[ -]?\d{3,4})?"

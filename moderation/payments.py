@@ -23,7 +23,7 @@ _IBAN_CANDIDATE: Final = re.compile(
     r"(?<![a-z0-9])[a-z]{2}[0-9]{2}(?: ?[a-z0-9]{4}){2,7}(?: ?[a-z0-9]{1,4})?(?![a-z0-9])"
 )
 _BASE58: Final = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
-_BASE58_ADDRESS: Final = re.compile(
+_BASE58_ADDRESS: Final = compile_guarded(
     r"(?<![A-Za-z0-9])[13T][1-9A-HJ-NP-Za-km-z]{25,34}(?![A-Za-z0-9])"
 )
 _BECH32_ADDRESS: Final = re.compile(r"(?<![a-z0-9])bc1[ac-hj-np-z02-9]{11,71}(?![a-z0-9])")
@@ -61,8 +61,10 @@ _SERVICE_REQUEST: Final = compile_guarded(
     r"|\bpay ?pal (?:friends|f&f|ff)\b|\bfriends (?:and|&) family\b"
     r"|\b(?:chave|key) pix\b|\bpix\b[^.!?\n]{0,20}\b(?:cpf|cnpj|chave)\b"
 )
+_UPI_NAME_MAX: Final = 40
+_UPI_HANDLE_MAX: Final = 12
 _UPI_ID: Final = re.compile(
-    r"(?<![a-z0-9._-])[a-z0-9._-]{2,40}@(?:ok(?:axis|sbi|hdfcbank|icici)|ybl|ibl|axl|paytm|upi"
+    rf"(?<![a-z0-9._-])[a-z0-9._-]{{2,{_UPI_NAME_MAX}}}@(?:ok(?:axis|sbi|hdfcbank|icici)|ybl|ibl|axl|paytm|upi"
     r"|apl|yapl|ptyes|ptsbi|pthdfc|waicici|icici|sbi|hdfcbank|axisbank|kotak|barodampay)\b"
 )
 # The keywords of the detector's one scan of the message (see moderation.keywords).
@@ -78,6 +80,7 @@ KEYWORDS: Final = {
             "crypto", "usdt", "bitcoin", "btc", "friends",
         )
     ),
+    "payment.at_sign": Keywords(anywhere=("@",)),
     "payment.crypto": Keywords(
         words=(
             "btc", "bitcoin", "eth", "ether", "ethereum", "usdt", "usdc", "tether", "trc20",
@@ -112,8 +115,10 @@ def find_payments(
             iban_end = match.end()
             if iban.is_valid(match.group().replace(" ", "").upper()):
                 yield match.start(), match.end(), False
-    if "@" in normalised:
-        for match in _UPI_ID.finditer(normalised):
+    # A UPI id is a name of at most 40 characters, "@" and a bank's handle.
+    at_signs = keywords_found.get("payment.at_sign", ())
+    for low, high in windows(at_signs, len(normalised), _UPI_NAME_MAX + 1, _UPI_HANDLE_MAX + 2):
+        for match in _UPI_ID.finditer(normalised, low, high):
             yield match.start(), match.end(), False
     services = keywords_found.get("payment.service", ())
     for low, high in windows(services, len(normalised), _SERVICE_BEFORE, _SERVICE_AFTER):
