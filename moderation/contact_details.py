@@ -296,6 +296,12 @@ _QUANTITY_AFTER: Final = re.compile(
 )
 _DECIMAL_LIST: Final = re.compile(r"-?\d+\.\d+(?:(?:\s*,\s*|\s+)-?\d+\.\d+)+")
 _IP_ADDRESS: Final = re.compile(r"\d{1,3}(?:\.\d{1,3}){3}")
+_DOTTED_GROUPS: Final = re.compile(r"\d+(?:\.\d+){2,}")
+# An operator with its other operand next to it: a number, a hex literal or a bracket
+# before, or a number or a bracket after. "phone=415..." has a word before its "=".
+_OPERATOR: Final = r"(?:==|!=|<=|>=|<<|>>|[=*\u00d7\u00f7^&|<>]|\bmod\b|\bxor\b|\bdiv\b)"
+_OPERATOR_BEFORE: Final = re.compile(rf"(?:[0-9)\]]|\b0x[0-9a-f]+)\s?(?:[-+/]\s?)?{_OPERATOR}\s?$")
+_OPERATOR_AFTER: Final = re.compile(rf"\s?{_OPERATOR}\s?[0-9(]")
 _THOUSANDS: Final = re.compile(r"\d{1,3}([ ,.])\d{3}(?:\1\d{3})*")
 _DATE_PREFIX: Final = re.compile(
     r"(?:19|20)\d\d[-./](?:0?[1-9]|1[0-2])[-./]\d{1,2}\b|\d{1,2}[-./]\d{1,2}[-./](?:19|20)\d\d\b"
@@ -385,6 +391,12 @@ def _is_phone_number(normalised: str, run: _DigitRun) -> bool:
     written = normalised[run.start : run.end]
     if _IP_ADDRESS.fullmatch(written):
         return False
+    international = before.endswith(("+", "+(", "+ "))
+
+    if _looks_like_version(normalised, run, written) or _is_calculation(before, after):
+        return False
+    if not international and _is_small_number_list(run, written):
+        return False
 
     cue_end = max((cue.end() for cue in _PHONE_CUE.finditer(before)), default=-1)
     negative_end = max(
@@ -392,7 +404,6 @@ def _is_phone_number(normalised: str, run: _DigitRun) -> bool:
     )
     if negative_end >= 0 and negative_end >= cue_end:
         return False
-    international = before.endswith(("+", "+(", "+ "))
     if international and is_valid_phone_number(run.digits, international=True):
         return True
     if cue_end >= 0 or _PHONE_CUE.match(after.lstrip(" -,")):
@@ -414,6 +425,49 @@ def _is_phone_number(normalised: str, run: _DigitRun) -> bool:
     return digit_count >= _PHONE_PLAIN_MIN_DIGITS and is_valid_phone_number(
         run.digits, international=False
     )
+
+
+def _looks_like_version(normalised: str, run: _DigitRun, written: str) -> bool:
+    """A software version or build: "Chrome/124.0.6367.91", "Windows 10.0.19045.4291".
+
+    Right after a product token ("Chrome/", "OPR/") digits are its version, as in every
+    browser user-agent string. Dotted groups with a one-digit group after the first are
+    a version too: phone numbers written with dots ("415.882.0193", "06.12.34.56.78",
+    "1.800.555.0199") keep every group after the first at two digits or more.
+    """
+    if run.start >= 2 and normalised[run.start - 1] == "/" and normalised[run.start - 2].isalpha():
+        return True
+    if _DOTTED_GROUPS.fullmatch(written) is None:
+        return False
+    return any(len(group) == 1 for group in written.split(".")[1:])
+
+
+def _is_calculation(before: str, after: str) -> bool:
+    """An operand of arithmetic: "2^31 - 1 = 2147483647", "3141592653 mod 97"."""
+    return _OPERATOR_BEFORE.search(before) is not None or _OPERATOR_AFTER.match(after) is not None
+
+
+def _is_small_number_list(run: _DigitRun, written: str) -> bool:
+    """Lottery picks, page, seat or question numbers: "7 19 3 42 11 28", "112, 87, 301, 45".
+
+    Numbers of one or two digits, some of two: five or more without a leading zero, or six
+    or more with one ("05 11 23 31 44 49"). A phone number read out in pairs is five pairs
+    and keeps its trunk zero ("06 12 34 56 78"); one read digit by digit has no two-digit
+    group. Numbers of up to three digits with commas between them are a list too: people
+    do not put commas inside a phone number they type as digits.
+    """
+    groups = run.groups
+    if run.spelled_digits or run.letter_o_for_zero or len(groups) < 3:
+        return False
+    if all(len(group) == 1 for group in groups):
+        return False
+    if "," in written and all(len(group) <= 3 for group in groups):
+        return True
+    if any(len(group) > 2 for group in groups):
+        return False
+    if len(groups) >= 6:
+        return True
+    return len(groups) >= 5 and not any(group.startswith("0") for group in groups)
 
 
 def _is_monotonic_list(groups: list[str]) -> bool:

@@ -68,7 +68,10 @@ _NO_FEE: Final = (
     r"|sans (?:les )?frais|sans commission|évite(?:r|ons)? les frais|ohne (?:die )?gebühr"
     r"|spart gebühren|senza commissione|commission (?:mat do|bachega|bachegi)|commission mat"
     r"|fees kyun|без комиссии|tanpa biaya|komisyonsuz|without (?:the |any |paying the )?(?:fee|fees"
-    r"|commission|cut|platform)|no fees?|cheaper (?:for both|if we)|around the (?:site|platform)"
+    r"|commission|cut|platform)"
+    # "no fees" alone is often a fact ("no fees were mentioned"); an offer says on what terms.
+    r"|no (?:platform |service )?fees? (?:if|when|for (?:either|both|us|you|me)|this way|that way"
+    r"|outside|off)|cheaper (?:for both|if we)|around the (?:site|platform)"
     r"|off the books|skip the platform|without the middleman|cut (?:out )?the middle ?man"
     r"|taking (?:a |their )?(?:cut|\d+ ?%)|fee[- ]free|keep (?:this|it) between us)"
 )
