@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Final, Literal
 
 from moderation import invitations, payments
+from moderation.domains import is_domain
 from moderation.first_characters import compile_guarded
 from moderation.invitation_model import INVITATION_MODEL
 from moderation.invitations import find_invitations, is_refusal
@@ -491,7 +492,7 @@ _EMAIL_LOCAL_MAX: Final = 64
 _EMAIL_LOCAL: Final = r"[a-z0-9][a-z0-9._%+-]{0,63}+"
 _EMAIL_LABEL: Final = r"[a-z0-9][a-z0-9-]{0,62}"
 _EMAIL_PLAIN: Final = re.compile(
-    rf"(?<![a-z0-9._%+-]){_EMAIL_LOCAL}@(?:{_EMAIL_LABEL}\.){{1,8}}[a-z]{{2,24}}"
+    rf"(?<![a-z0-9._%+-]){_EMAIL_LOCAL}@(?P<domain>(?:{_EMAIL_LABEL}\.){{1,8}}[a-z]{{2,24}})"
     # "git@github.com:org/repo.git" is an SSH remote, not a mailbox.
     r"(?![a-z0-9-]|:[a-z0-9~/])"
 )
@@ -554,7 +555,8 @@ def _find_emails(
     at_signs = found.get("email.at_sign", ())
     for low, high in windows(at_signs, length, before=_EMAIL_LOCAL_MAX + 1, after=260):
         for plain in _EMAIL_PLAIN.finditer(normalised, low, high):
-            yield "email", plain.start(), plain.end()
+            if is_domain(plain.group("domain")):
+                yield "email", plain.start(), plain.end()
     anchors = [
         (start, end)
         for start, end in found.get("email.at", ())
@@ -590,7 +592,7 @@ def _is_disguised_email(normalised: str, match: re.Match[str]) -> bool:
         if not at_written_as_word or domain not in _AMBIGUOUS_PROVIDERS:
             return not _looks_like_plain_word(local) or _has_email_cue(normalised, match)
         return _has_email_cue(normalised, match) or not _looks_like_plain_word(local)
-    if not top_level.isalpha() or not 2 <= len(top_level) <= 24:
+    if not top_level.isalpha() or not is_domain(".".join(labels)):
         return False
     if top_level in _FILE_EXTENSIONS or labels[0] == "www":
         return False
@@ -682,8 +684,8 @@ _CONTACT_DOMAIN_HOST: Final = compile_guarded(
 )
 _LINK_PATH_RE: Final = re.compile(_LINK_PATH)
 _CONTACT_PAGE_HOST: Final = compile_guarded(
-    r"(?<![a-z0-9.@-])(?:https?://)?(?:www\.)?(?:[a-z0-9][a-z0-9-]{0,62}\.){1,4}[a-z]{2,24}"
-    r"/(?:contact(?:[-_]?(?:us|me))?|get[-_]?in[-_]?touch|hire[-_]?me|book(?:[-_]?a[-_]?call)?"
+    r"(?<![a-z0-9.@-])(?:https?://)?(?:www\.)?(?P<domain>(?:[a-z0-9][a-z0-9-]{0,62}\.){1,4}"
+    r"[a-z]{2,24})/(?:contact(?:[-_]?(?:us|me))?|get[-_]?in[-_]?touch|hire[-_]?me|book(?:[-_]?a[-_]?call)?"
     r"|schedule|reach[-_]?me|let'?s[-_]?talk|lets[-_]?talk|call[-_]?me|whatsapp)(?![a-z0-9])"
 )
 # A contact page is the client's own site under repair more often than the sender's.
@@ -693,8 +695,8 @@ _SOMEONE_ELSES_SITE: Final = re.compile(
 )
 _MY_SITE: Final = compile_guarded(
     r"\bmy (?:own |personal )?(?:web ?site|site|portfolio site|homepage|blog)"
-    r"(?: is| at| has| here)?[:\s]{1,3}(?:https?://)?(?:www\.)?(?:[a-z0-9][a-z0-9-]{0,62}\.){1,3}"
-    r"[a-z]{2,24}\b(?![.@])"
+    r"(?: is| at| has| here)?[:\s]{1,3}(?:https?://)?(?:www\.)?"
+    r"(?P<domain>(?:[a-z0-9][a-z0-9-]{0,62}\.){1,3}[a-z]{2,24})\b(?![.@])"
 )
 
 
@@ -735,12 +737,13 @@ def _find_links(
             tail = _URL_TAIL.match(normalised, match.end())
             end = _trim_trailing_punctuation(normalised, tail) if tail else match.end()
             surroundings = normalised[max(0, match.start() - 40) : end + 40]
-            if _SOMEONE_ELSES_SITE.search(surroundings) is None:
+            if _SOMEONE_ELSES_SITE.search(surroundings) is None and is_domain(match["domain"]):
                 yield "link", match.start(), end
     # From "my own web" before the site word to a domain of four labels after it.
     for low, high in windows(found.get("link.my_site", ()), length, before=15, after=300):
         for match in _MY_SITE.finditer(normalised, low, high):
-            yield "link", match.start(), match.end()
+            if is_domain(match["domain"]):
+                yield "link", match.start(), match.end()
 
 
 def _trim_trailing_punctuation(normalised: str, match: re.Match[str]) -> int:

@@ -24,6 +24,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Final, Literal
 
+from moderation.domains import is_domain
 from moderation.first_characters import compile_guarded
 from moderation.keywords import Keywords, Span, trie_pattern, windows
 from moderation.normalise import CHARACTER_TABLE
@@ -99,7 +100,10 @@ _PASSCODE: Final = (
     r"|contraseña|contrasena|kenncode|mot de passe|code secret|pin)\b[:\s]{0,3}[a-z0-9]{2,12})"
 )
 # A domain name as people type it: "marta-design.com", "https://www.x.co.uk".
-_DOMAIN: Final = r"(?<![a-z0-9.-])(?:https?://)?(?:www\.)?[a-z0-9-]{2,63}(?:\.[a-z]{2,24}){1,2}\b"
+# The host is checked against the public-suffix list (moderation.domains) after a match.
+_DOMAIN: Final = (
+    r"(?<![a-z0-9.-])(?:https?://)?(?:www\.)?(?P<domain>[a-z0-9-]{2,63}(?:\.[a-z]{2,24}){1,2})\b"
+)
 _MESSENGER_VERBS: Final = (
     "escríbeme", "escribeme", "agrégame", "agregame", "mándame", "mandame", "háblame",
     "hablame", "llámame", "me chama", "me adiciona", "me add", "fala comigo", "chama no",
@@ -127,6 +131,11 @@ class _Rule:
     keywords: Keywords
     before: int
     after: int
+
+    @property
+    def names_a_site(self) -> bool:
+        """Whether the rule's matches hold a host name, in the group "domain"."""
+        return "domain" in self.pattern.groupindex
 
 
 _RULES: Final[dict[str, _Rule]] = {
@@ -371,7 +380,7 @@ _RULES: Final[dict[str, _Rule]] = {
         re.compile(
             r"\b(?:book|reserve|hire me|contrátame|contratame|me contrata|reserva|agenda|termine?"
             r"|rendez-vous|rdv|buch)\b[^!?\n]{0,50}?(?<![a-z0-9.-])(?:https?://)?(?:www\.)"
-            r"[a-z0-9-]{2,63}(?:\.[a-z]{2,24}){1,2}\b"
+            r"(?P<domain>[a-z0-9-]{2,63}(?:\.[a-z]{2,24}){1,2})\b"
         ),
         Keywords(anywhere=("www.",)),
         before=75,
@@ -473,6 +482,8 @@ def find_invitations(
             continue
         for low, high in windows(spans, length, rule.before, rule.after):
             for match in rule.pattern.finditer(normalised, low, high):
+                if rule.names_a_site and not is_domain(match.group("domain")):
+                    continue  # "my portfolio is in config.yaml": not a public suffix
                 yield rule.kind, match.start(), match.end()
 
 
