@@ -27,7 +27,7 @@ from typing import Final, Literal
 
 from moderation import invitations, payments
 from moderation.domains import is_domain
-from moderation.first_characters import compile_guarded
+from moderation.first_characters import compile_guarded, factor_alternation
 from moderation.invitation_model import INVITATION_MODEL
 from moderation.invitations import find_invitations, is_refusal
 from moderation.keywords import Keywords, KeywordScan, Span, windows
@@ -216,7 +216,7 @@ _DIGIT_WORD_PATTERN: Final = "|".join(_DIGIT_WORDS)
 
 # Messaging apps and off-platform meeting tools. Short forms ("wa", "tg", "ig") only ever
 # count inside an invitation or a "label: handle" shape, never on their own.
-_PLATFORM: Final = (
+_PLATFORM: Final = factor_alternation(
     r"(?:what'?s ?app|whatsap+|whtsapp|wh?atsap+|watsap+|whatapp|wapp|wa"
     r"|telegram+|tele|tg|skype|signal|we ?chat|weixin|viber|discord"
     r"|insta(?:gram)?|ig|snap(?:chat)?|kik|line(?= ?(?:id|app|messenger))|facebook(?: messenger)?"
@@ -936,17 +936,17 @@ def _find_messengers(
 # ---------------------------------------------------------------------------------------
 # Requests to move the conversation elsewhere
 
-_COMMUNICATE: Final = (
+_COMMUNICATE: Final = factor_alternation(
     r"(?:talk|chat|continue|communicate|speak|discuss|connect|contact|deal|work|pay|trade"
     r"|meet|move|switch|go|correspond|message|text|call|email|e-mail|proceed|transact|settle"
     r"|arrange|finish|do business|do this|do it|sort (?:it|this) out|reach|get)"
 )
-_ELSEWHERE_TARGET: Final = (
+_ELSEWHERE_TARGET: Final = factor_alternation(
     r"(?:platform|site|website|app|marketplace|chat|inbox|here|fiverr|upwork|freelancer"
     r"|peopleperhour|system)"
 )
 _PERSONAL: Final = r"(?:(?:personal|private|direct|real|own|work|business) )?"
-_CONTACT_NOUN: Final = (
+_CONTACT_NOUN: Final = factor_alternation(
     r"(?:phone(?: number)?|cell(?: number)?|mobile(?: number)?|number|e-?mail(?: address)?"
     r"|contact(?: (?:details|info|information|number))?|personal details|digits|whats ?app"
     r"|skype|telegram)"

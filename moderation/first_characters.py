@@ -33,9 +33,10 @@ class _Unknown(Exception):
 
 def compile_guarded(pattern: str, flags: int = 0) -> re.Pattern[str]:
     """``re.compile(pattern)`` behind a lookahead for the characters its matches start with."""
-    compiled = re.compile(pattern, flags)
     if flags & re.IGNORECASE:
-        return compiled
+        return re.compile(pattern, flags)
+    pattern = factor_alternations(pattern)
+    compiled = re.compile(pattern, flags)
     try:
         characters, can_be_empty = _first_characters(_parser.parse(pattern, flags))
     except (_Unknown, AttributeError, TypeError, ValueError):
@@ -109,3 +110,119 @@ def _class_characters(members: Any) -> set[str]:
         else:  # NEGATE, CATEGORY (\d, \w, \s): too wide or not a plain set
             raise _Unknown(str(op))
     return characters
+
+
+def factor_alternation(alternation: str) -> str:
+    """``(?:what'?s ?app|whatsap+|telegram+|tele|...)`` with its words grouped by their
+    first letter: ``(?:w(?:hat'?s ?app|hatsap+)|t(?:elegram+|ele)|...)``.
+
+    At a position where the alternation fails, the engine then tests one letter per
+    group instead of every word. Words with different first letters never match at the
+    same position, and within a group the words keep their order, so the factored
+    pattern prefers, and matches, exactly what the original did. An alternation whose
+    words do not all start with a plain letter or digit is returned as it is.
+    """
+    if not (alternation.startswith("(?:") and alternation.endswith(")")):
+        return alternation
+    words = _top_level_alternatives(alternation[3:-1])
+    if words is None or any(not _starts_plainly(word) for word in words):
+        return alternation
+    groups: dict[str, list[str]] = {}
+    for word in words:
+        groups.setdefault(word[0], []).append(word[1:])
+    # A letter with one word after it stays that word.
+    branches = [
+        first + (f"(?:{'|'.join(rests)})" if len(rests) > 1 else rests[0])
+        for first, rests in groups.items()
+    ]
+    return f"(?:{'|'.join(branches)})"
+
+
+def _starts_plainly(word: str) -> bool:
+    """A first character that is a literal letter or digit, not quantified on its own."""
+    return bool(word) and word[0].isalnum() and (len(word) == 1 or word[1] not in "?*+{")
+
+
+def _top_level_alternatives(body: str) -> list[str] | None:
+    """``body`` split at the "|" outside brackets and groups; None if unbalanced."""
+    words: list[str] = []
+    depth = 0
+    in_class = False
+    start = 0
+    index = 0
+    while index < len(body):
+        character = body[index]
+        if character == "\\":
+            index += 2
+            continue
+        if in_class:
+            in_class = character != "]"
+        elif character == "[":
+            in_class = True
+        elif character == "(":
+            depth += 1
+        elif character == ")":
+            depth -= 1
+            if depth < 0:
+                return None
+        elif character == "|" and depth == 0:
+            words.append(body[start:index])
+            start = index + 1
+        index += 1
+    if depth != 0 or in_class:
+        return None
+    words.append(body[start:])
+    return words
+
+
+def factor_alternations(pattern: str) -> str:
+    """Every ``(?:...)`` group of ``pattern``, innermost first, as :func:`factor_alternation`
+    makes it. Each group keeps its meaning, so the pattern does."""
+    factored, end = _factor_from(pattern, 0)
+    return factored if end == len(pattern) else pattern
+
+
+def _factor_from(pattern: str, index: int) -> tuple[str, int]:
+    """The pattern from ``index`` up to the ")" that closes the current group (or the end),
+    with its groups factored, and the index of that ")"."""
+    pieces: list[str] = []
+    start = index
+    in_class = False
+    while index < len(pattern):
+        character = pattern[index]
+        if character == "\\":
+            index += 2
+            continue
+        if in_class:
+            in_class = character != "]"
+        elif character == "[":
+            in_class = True
+        elif character == ")":
+            break
+        elif character == "(":
+            pieces.append(pattern[start:index])
+            opener = "(?:" if pattern.startswith("(?:", index) else None
+            head_end = index + 3 if opener else _group_head_end(pattern, index)
+            inner, close = _factor_from(pattern, head_end)
+            if close >= len(pattern):
+                return pattern, len(pattern)  # unbalanced: leave the pattern alone
+            group = pattern[index:head_end] + inner + ")"
+            pieces.append(factor_alternation(group) if opener else group)
+            index = close + 1
+            start = index
+            continue
+        index += 1
+    pieces.append(pattern[start:index])
+    return "".join(pieces), index
+
+
+def _group_head_end(pattern: str, index: int) -> int:
+    """Where a group's contents start: after "(", "(?P<name>", "(?=", "(?<!" and the like."""
+    if not pattern.startswith("(?", index):
+        return index + 1
+    if pattern.startswith("(?P<", index):
+        return pattern.index(">", index) + 1
+    for head in ("(?<=", "(?<!", "(?=", "(?!", "(?>"):
+        if pattern.startswith(head, index):
+            return index + len(head)
+    return index + 2

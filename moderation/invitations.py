@@ -25,37 +25,37 @@ from dataclasses import dataclass
 from typing import Final, Literal
 
 from moderation.domains import is_domain
-from moderation.first_characters import compile_guarded
+from moderation.first_characters import compile_guarded, factor_alternation
 from moderation.keywords import Keywords, Span, trie_pattern, windows
 from moderation.normalise import CHARACTER_TABLE
 
 InvitationKind = Literal["messenger", "off_platform_request", "link", "meeting"]
 
-_MESSENGERS: Final = (
+_MESSENGERS: Final = factor_alternation(
     r"(?:what'?s ?app|whatsap+|watsap+|wh?atsapp|whats|wts?p|wsp|zap|zapzap|wa|telegram|tele"
     r"|tg|skype|signal|we ?chat|weixin|viber|discord|insta(?:gram)?|ig|snap(?:chat)?|line"
     r"|kakao(?: ?talk)?|ka ?talk|facebook|messenger|threema|imo|botim|вотсап|ватсап|телеграм"
     r"|телеге|вайбер|微信|微信号|カカオトーク|ライン|카톡|카카오톡|라인)"
 )
-_YOUR: Final = (
+_YOUR: Final = factor_alternation(
     r"(?:tu|tus|teu|tua|seu|sua|ton|ta|tes|votre|vos|deine|deinen|dein|ihre|il tuo|la tua"
     r"|tuo|apna|apni|apne|aapka|aapna|свой|свою|твой|твою|ваш|kamu|numarani|numaran)"
 )
-_CONTACT_NOUNS: Final = (
+_CONTACT_NOUNS: Final = factor_alternation(
     r"(?:número|numero|numéro|nummer|handynummer|telefonnummer|number|no|nomor|numara\w*"
     r"|teléfono|telefono|telefone|téléphone|celular|cel|móvil|movil|portable|handy|contato"
     r"|contacto|contact|contatto|kontakt|kontaktdaten|coordonnées|correo(?: personal)?"
     r"|e-?mail(?: perso(?:nal|nnel)?)?|mail(?: perso)?|whats|zap|whatsapp|insta|telegram"
     r"|номер|телефон|почту|контакт|hp|wa)"
 )
-_GIVE: Final = (
+_GIVE: Final = factor_alternation(
     r"(?:pásame|pasame|pasa|dame|da|mándame|mandame|envíame|enviame|manda|passa|me passa"
     r"|me manda|me dá|me da|me envia|donne|donne-moi|envoie|envoie-moi|file-moi|gib|gib mir"
     r"|schick|schick mir|sende|dammi|mandami|dai|bhejo|bhej|bhejein|bhej dein|do|de|dein"
     r"|dedo|de do|share karo|dijiye|дай|дайте|скинь|пришли|minta|bagi|verir misin|alabilir"
     r"|me das|me dás|tu me donnes|hast du|tienes|tem|você tem|vc tem|hai)"
 )
-_OUTSIDE: Final = (
+_OUTSIDE: Final = factor_alternation(
     r"(?:fuera de (?:la plataforma|aquí|aqui|acá|aca|la app|la página|la pagina|este sitio)"
     r"|por fuera|fora daqui|fora da plataforma|por fora|en dehors de (?:la plateforme|ce site|ici)"
     r"|ailleurs|hors plateforme|außerhalb der plattform|ausserhalb der plattform|woanders"
@@ -64,7 +64,7 @@ _OUTSIDE: Final = (
     r"|sin la plataforma|sem a plataforma|ohne (?:die )?plattform|sans la plateforme"
     r"|site ke bina|platform ke bina|senza la piattaforma)"
 )
-_NO_FEE: Final = (
+_NO_FEE: Final = factor_alternation(
     r"(?:sin (?:la )?comisión|sin comision|nos ahorramos la comisión|sem (?:a )?taxa"
     r"|sans (?:les )?frais|sans commission|évite(?:r|ons)? les frais|ohne (?:die )?gebühr"
     r"|spart gebühren|senza commissione|commission (?:mat do|bachega|bachegi)|commission mat"
@@ -76,7 +76,7 @@ _NO_FEE: Final = (
     r"|off the books|skip the platform|without the middleman|cut (?:out )?the middle ?man"
     r"|taking (?:a |their )?(?:cut|\d+ ?%)|fee[- ]free|keep (?:this|it) between us)"
 )
-_DIRECT: Final = (
+_DIRECT: Final = factor_alternation(
     r"(?:directo|directamente|direto|diretamente|en direct|directement|direkt|direttamente"
     r"|direct (?:deal|payment|kaam)|sidha|seedha|напрямую|langsung|doğrudan)"
 )

@@ -9,7 +9,12 @@ import pytest
 
 from moderation import contact_details, invitations, payments
 from moderation.evaluation import load
-from moderation.first_characters import compile_guarded, first_characters
+from moderation.first_characters import (
+    compile_guarded,
+    factor_alternation,
+    factor_alternations,
+    first_characters,
+)
 from moderation.normalise import normalise
 
 DATA = Path(__file__).resolve().parent / "contact_details_data"
@@ -87,3 +92,33 @@ def test_detector_patterns_match_the_same_with_and_without_the_guard(
         assert [m.span() for m in guarded.finditer(text)] == [
             m.span() for m in plain.finditer(text)
         ]
+
+
+@pytest.mark.parametrize(
+    ("alternation", "factored"),
+    [
+        ("(?:talk|tell|chat|text)", "(?:t(?:alk|ell|ext)|chat)"),
+        ("(?:me|us|you|u)", "(?:me|u(?:s|)|you)"),  # "us" still before "u"
+        ("(?:wh?atsapp|wa|tg)", "(?:w(?:h?atsapp|a)|tg)"),
+    ],
+)
+def test_an_alternation_is_grouped_by_first_letter_in_its_order(
+    alternation: str, factored: str
+) -> None:
+    assert factor_alternation(alternation) == factored
+
+
+@pytest.mark.parametrize("alternation", ["(?:[ab]c|d)", "(?:a?b|c)", "(?:\\bab|c)", "ab|c"])
+def test_alternations_it_cannot_group_stay_as_they_are(alternation: str) -> None:
+    assert factor_alternation(alternation) == alternation
+
+
+def test_every_group_of_a_pattern_is_factored_and_matches_the_same() -> None:
+    pattern = r"\b(?:add|ask|(?:xa|xb)z)\s(?P<who>(?:me|us|u))(?=[?.!,]|$)"
+    factored = factor_alternations(pattern)
+    # The outer group has a word that starts with a group: it stays, its insides do not.
+    assert factored == r"\b(?:add|ask|(?:x(?:a|b))z)\s(?P<who>(?:me|u(?:s|)))(?=[?.!,]|$)"
+    text = "add me, ask us. xbz u! add usual"
+    assert [m.span() for m in re.finditer(factored, text)] == [
+        m.span() for m in re.finditer(pattern, text)
+    ]
