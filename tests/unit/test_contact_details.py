@@ -13,7 +13,7 @@ from moderation.contact_details import (
     contains_contact_details,
     find_contact_details,
 )
-from moderation.normalise import FORMAT_CHARACTER
+from moderation.normalise import FORMAT_CHARACTER, _class_members, _has_format_character
 
 # --- the labelled corpus: a measurement -------------------------------------------------
 
@@ -244,6 +244,18 @@ def test_format_character_list_matches_unicode_category_cf() -> None:
         and FORMAT_CHARACTER.fullmatch(chr(code_point)) is None
     ]
     assert missing == []
+
+
+def test_the_utf8_format_check_finds_exactly_the_format_characters() -> None:
+    listed = {
+        chr(code_point)
+        for code_point in range(sys.maxunicode + 1)
+        if FORMAT_CHARACTER.fullmatch(chr(code_point)) is not None
+    }
+    assert set(_class_members(FORMAT_CHARACTER.pattern)) == listed
+    for character in listed:
+        assert _has_format_character(f"caf\u00e9{character}x")
+    assert not _has_format_character("caf\u00e9 \u0645\u0631\u062d\u0628\u0627 \ud800")
 
 
 # --- arbitrary input ---------------------------------------------------------------------
