@@ -22,7 +22,9 @@ the spans callers get highlight the original text.
 
 from __future__ import annotations
 
+import bisect
 import re
+import sys
 import unicodedata
 from dataclasses import dataclass, field
 from typing import Final
@@ -49,7 +51,15 @@ class NormalisedText:
 
     def spelled_within(self, start: int, end: int) -> int:
         """How many characters of [start, end) were written as number words."""
-        return sum(max(0, min(end, high) - max(start, low)) for low, high in self.spelled_numbers)
+        # The spans are sorted and disjoint: start at the first that ends after ``start``.
+        spans = self.spelled_numbers
+        index = bisect.bisect_right(spans, (start, sys.maxsize)) - 1
+        total = 0
+        for low, high in spans[max(0, index) :]:
+            if low >= end:
+                break
+            total += max(0, min(end, high) - max(start, low))
+        return total
 
 
 # ---------------------------------------------------------------------------------------
