@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from typing import Final, Literal
 
 from moderation import invitations, payments
+from moderation.domains import is_domain
+from moderation.first_characters import compile_guarded, factor_alternation
 from moderation.invitation_model import INVITATION_MODEL
 from moderation.invitations import find_invitations, is_refusal
 from moderation.keywords import Keywords, KeywordScan, Span, windows
@@ -214,7 +216,7 @@ _DIGIT_WORD_PATTERN: Final = "|".join(_DIGIT_WORDS)
 
 # Messaging apps and off-platform meeting tools. Short forms ("wa", "tg", "ig") only ever
 # count inside an invitation or a "label: handle" shape, never on their own.
-_PLATFORM: Final = (
+_PLATFORM: Final = factor_alternation(
     r"(?:what'?s ?app|whatsap+|whtsapp|wh?atsap+|watsap+|whatapp|wapp|wa"
     r"|telegram+|tele|tg|skype|signal|we ?chat|weixin|viber|discord"
     r"|insta(?:gram)?|ig|snap(?:chat)?|kik|line(?= ?(?:id|app|messenger))|facebook(?: messenger)?"
@@ -256,7 +258,7 @@ _WORD_TAIL: Final = re.compile(r"[a-z0-9_]+")
 _DIGITS_REMOVED: Final = str.maketrans("", "", "0123456789")
 _DIGITS_AND_SEPARATORS_REMOVED: Final = str.maketrans("", "", "0123456789 \t-.()[],*~")
 # Units and separators share no character, so a run never backtracks more than one unit.
-_PHONE_RUN: Final = re.compile(
+_PHONE_RUN: Final = compile_guarded(
     rf"{_PHONE_UNIT_UNNAMED}(?:{_PHONE_SEPARATOR}{_PHONE_UNIT_UNNAMED}){{0,40}}"
 )
 _PHONE_MIN_DIGITS: Final = 7
@@ -265,7 +267,7 @@ _PHONE_PLAIN_MIN_DIGITS: Final = 9
 _PHONE_CONTEXT_CHARS: Final = 40
 
 # Written before a number that is NOT a phone number: identifiers of all sorts.
-_PHONE_NEGATIVE_CONTEXT: Final = re.compile(
+_PHONE_NEGATIVE_CONTEXT: Final = compile_guarded(
     r"(?:\b(?:order|orders|invoice|inv|isbn|issn|ean|upc|gtin|sku|asin|ticket|tracking|track"
     r"|ref|reference|serial|card|iban|account|acct|routing|swift|bic|po|batch|lot|build"
     r"|version|ver|model|part|item|receipt|transaction|txn|booking|confirmation|pnr|vat|tax"
@@ -276,7 +278,7 @@ _PHONE_NEGATIVE_CONTEXT: Final = re.compile(
     r"|#)[ :.#-]*"
 )
 # Written before (or after) a number that IS meant as a phone number.
-_PHONE_CUE: Final = re.compile(
+_PHONE_CUE: Final = compile_guarded(
     r"\b(?:phone|ph|mobile|mob|cell|cellphone|tel|telephone|number|numbers|num|no\.|nr"
     r"|digits|call|ring|text|sms|whats ?app|wa|viber|signal|telegram|tg|contact|reach|dial"
     r"|landline|line|hotline|fax|me at|me on|i am on|i'm on|mine"
@@ -295,6 +297,12 @@ _QUANTITY_AFTER: Final = re.compile(
 )
 _DECIMAL_LIST: Final = re.compile(r"-?\d+\.\d+(?:(?:\s*,\s*|\s+)-?\d+\.\d+)+")
 _IP_ADDRESS: Final = re.compile(r"\d{1,3}(?:\.\d{1,3}){3}")
+_DOTTED_GROUPS: Final = re.compile(r"\d+(?:\.\d+){2,}")
+# An operator with its other operand next to it: a number, a hex literal or a bracket
+# before, or a number or a bracket after. "phone=415..." has a word before its "=".
+_OPERATOR: Final = r"(?:==|!=|<=|>=|<<|>>|[=*\u00d7\u00f7^&|<>]|\bmod\b|\bxor\b|\bdiv\b)"
+_OPERATOR_BEFORE: Final = re.compile(rf"(?:[0-9)\]]|\b0x[0-9a-f]+)\s?(?:[-+/]\s?)?{_OPERATOR}\s?$")
+_OPERATOR_AFTER: Final = re.compile(rf"\s?{_OPERATOR}\s?[0-9(]")
 _THOUSANDS: Final = re.compile(r"\d{1,3}([ ,.])\d{3}(?:\1\d{3})*")
 _DATE_PREFIX: Final = re.compile(
     r"(?:19|20)\d\d[-./](?:0?[1-9]|1[0-2])[-./]\d{1,2}\b|\d{1,2}[-./]\d{1,2}[-./](?:19|20)\d\d\b"
@@ -384,6 +392,12 @@ def _is_phone_number(normalised: str, run: _DigitRun) -> bool:
     written = normalised[run.start : run.end]
     if _IP_ADDRESS.fullmatch(written):
         return False
+    international = before.endswith(("+", "+(", "+ "))
+
+    if _looks_like_version(normalised, run, written) or _is_calculation(before, after):
+        return False
+    if not international and _is_small_number_list(run, written):
+        return False
 
     cue_end = max((cue.end() for cue in _PHONE_CUE.finditer(before)), default=-1)
     negative_end = max(
@@ -391,7 +405,6 @@ def _is_phone_number(normalised: str, run: _DigitRun) -> bool:
     )
     if negative_end >= 0 and negative_end >= cue_end:
         return False
-    international = before.endswith(("+", "+(", "+ "))
     if international and is_valid_phone_number(run.digits, international=True):
         return True
     if cue_end >= 0 or _PHONE_CUE.match(after.lstrip(" -,")):
@@ -415,6 +428,49 @@ def _is_phone_number(normalised: str, run: _DigitRun) -> bool:
     )
 
 
+def _looks_like_version(normalised: str, run: _DigitRun, written: str) -> bool:
+    """A software version or build: "Chrome/124.0.6367.91", "Windows 10.0.19045.4291".
+
+    Right after a product token ("Chrome/", "OPR/") digits are its version, as in every
+    browser user-agent string. Dotted groups with a one-digit group after the first are
+    a version too: phone numbers written with dots ("415.882.0193", "06.12.34.56.78",
+    "1.800.555.0199") keep every group after the first at two digits or more.
+    """
+    if run.start >= 2 and normalised[run.start - 1] == "/" and normalised[run.start - 2].isalpha():
+        return True
+    if _DOTTED_GROUPS.fullmatch(written) is None:
+        return False
+    return any(len(group) == 1 for group in written.split(".")[1:])
+
+
+def _is_calculation(before: str, after: str) -> bool:
+    """An operand of arithmetic: "2^31 - 1 = 2147483647", "3141592653 mod 97"."""
+    return _OPERATOR_BEFORE.search(before) is not None or _OPERATOR_AFTER.match(after) is not None
+
+
+def _is_small_number_list(run: _DigitRun, written: str) -> bool:
+    """Lottery picks, page, seat or question numbers: "7 19 3 42 11 28", "112, 87, 301, 45".
+
+    Numbers of one or two digits, some of two: five or more without a leading zero, or six
+    or more with one ("05 11 23 31 44 49"). A phone number read out in pairs is five pairs
+    and keeps its trunk zero ("06 12 34 56 78"); one read digit by digit has no two-digit
+    group. Numbers of up to three digits with commas between them are a list too: people
+    do not put commas inside a phone number they type as digits.
+    """
+    groups = run.groups
+    if run.spelled_digits or run.letter_o_for_zero or len(groups) < 3:
+        return False
+    if all(len(group) == 1 for group in groups):
+        return False
+    if "," in written and all(len(group) <= 3 for group in groups):
+        return True
+    if any(len(group) > 2 for group in groups):
+        return False
+    if len(groups) >= 6:
+        return True
+    return len(groups) >= 5 and not any(group.startswith("0") for group in groups)
+
+
 def _is_monotonic_list(groups: list[str]) -> bool:
     """Counts, years, type scales ("12 14 16 18 24 32"): ordered numbers, not a phone.
 
@@ -436,7 +492,7 @@ _EMAIL_LOCAL_MAX: Final = 64
 _EMAIL_LOCAL: Final = r"[a-z0-9][a-z0-9._%+-]{0,63}+"
 _EMAIL_LABEL: Final = r"[a-z0-9][a-z0-9-]{0,62}"
 _EMAIL_PLAIN: Final = re.compile(
-    rf"(?<![a-z0-9._%+-]){_EMAIL_LOCAL}@(?:{_EMAIL_LABEL}\.){{1,8}}[a-z]{{2,24}}"
+    rf"(?<![a-z0-9._%+-]){_EMAIL_LOCAL}@(?P<domain>(?:{_EMAIL_LABEL}\.){{1,8}}[a-z]{{2,24}})"
     # "git@github.com:org/repo.git" is an SSH remote, not a mailbox.
     r"(?![a-z0-9-]|:[a-z0-9~/])"
 )
@@ -446,7 +502,7 @@ _DOT_WORD: Final = (
     r"(?:\s{0,3}[(\[{<]\s{0,2}(?:dot|\.)\s{0,2}[)\]}>]\s{0,3}|\s{1,3}dot\s{1,3}|\s{1,3}\.\s{1,3})"
 )
 _DOT_ANY: Final = rf"(?:\.|{_DOT_WORD})"
-_EMAIL_DISGUISED: Final = re.compile(
+_EMAIL_DISGUISED: Final = compile_guarded(
     rf"(?<![a-z0-9._%+-])(?P<local>{_EMAIL_LOCAL}(?:{_DOT_WORD}{_EMAIL_LOCAL}){{0,3}})"
     rf"(?P<at>{_AT_WORD}|{_AT_SIGN_SPACED})"
     rf"(?P<domain>{_EMAIL_LABEL}(?:{_DOT_ANY}{_EMAIL_LABEL}){{0,4}})"
@@ -475,7 +531,7 @@ _FILE_EXTENSIONS: Final = frozenset((
     "xd", "log",
 ))  # fmt: skip
 _EMAIL_CUE: Final = re.compile(r"\b(?:e-?mail|mail|gmail|contact|address|write|reach|send)\b")
-_PROVIDER_HANDLE: Final = re.compile(
+_PROVIDER_HANDLE: Final = compile_guarded(
     r"\b(?:(?:my|personal) (?:gmail|hotmail|yahoo|outlook|icloud|proton ?mail|proton)"
     r"(?: (?:id|address|account))?\s{0,3}(?:is|:|=|-)"
     r"|(?:gmail|hotmail|yahoo|outlook|icloud|proton ?mail)(?: (?:id|address))?\s{0,2}[:=])"
@@ -499,7 +555,8 @@ def _find_emails(
     at_signs = found.get("email.at_sign", ())
     for low, high in windows(at_signs, length, before=_EMAIL_LOCAL_MAX + 1, after=260):
         for plain in _EMAIL_PLAIN.finditer(normalised, low, high):
-            yield "email", plain.start(), plain.end()
+            if is_domain(plain.group("domain")):
+                yield "email", plain.start(), plain.end()
     anchors = [
         (start, end)
         for start, end in found.get("email.at", ())
@@ -535,7 +592,7 @@ def _is_disguised_email(normalised: str, match: re.Match[str]) -> bool:
         if not at_written_as_word or domain not in _AMBIGUOUS_PROVIDERS:
             return not _looks_like_plain_word(local) or _has_email_cue(normalised, match)
         return _has_email_cue(normalised, match) or not _looks_like_plain_word(local)
-    if not top_level.isalpha() or not 2 <= len(top_level) <= 24:
+    if not top_level.isalpha() or not is_domain(".".join(labels)):
         return False
     if top_level in _FILE_EXTENSIONS or labels[0] == "www":
         return False
@@ -621,14 +678,14 @@ _CONTACT_DOMAINS: Final = "|".join(
     ]
 )
 # A bare domain ("Discord.com has an API") is a topic; a path makes it somebody's address.
-_CONTACT_DOMAIN_HOST: Final = re.compile(
+_CONTACT_DOMAIN_HOST: Final = compile_guarded(
     rf"(?<![a-z0-9.@-])(?:https?\s{{0,2}}:\s{{0,2}}//\s{{0,2}})?(?:www\.)?(?:{_CONTACT_DOMAINS})"
     r"(?![a-z0-9-])"
 )
 _LINK_PATH_RE: Final = re.compile(_LINK_PATH)
-_CONTACT_PAGE_HOST: Final = re.compile(
-    r"(?<![a-z0-9.@-])(?:https?://)?(?:www\.)?(?:[a-z0-9][a-z0-9-]{0,62}\.){1,4}[a-z]{2,24}"
-    r"/(?:contact(?:[-_]?(?:us|me))?|get[-_]?in[-_]?touch|hire[-_]?me|book(?:[-_]?a[-_]?call)?"
+_CONTACT_PAGE_HOST: Final = compile_guarded(
+    r"(?<![a-z0-9.@-])(?:https?://)?(?:www\.)?(?P<domain>(?:[a-z0-9][a-z0-9-]{0,62}\.){1,4}"
+    r"[a-z]{2,24})/(?:contact(?:[-_]?(?:us|me))?|get[-_]?in[-_]?touch|hire[-_]?me|book(?:[-_]?a[-_]?call)?"
     r"|schedule|reach[-_]?me|let'?s[-_]?talk|lets[-_]?talk|call[-_]?me|whatsapp)(?![a-z0-9])"
 )
 # A contact page is the client's own site under repair more often than the sender's.
@@ -636,10 +693,10 @@ _SOMEONE_ELSES_SITE: Final = re.compile(
     r"\b(?:your|client'?s?|customer'?s?|their|fix|broken|bug|form|redesign|update|doesn'?t"
     r"|does not|isn'?t|not working)\b"
 )
-_MY_SITE: Final = re.compile(
+_MY_SITE: Final = compile_guarded(
     r"\bmy (?:own |personal )?(?:web ?site|site|portfolio site|homepage|blog)"
-    r"(?: is| at| has| here)?[:\s]{1,3}(?:https?://)?(?:www\.)?(?:[a-z0-9][a-z0-9-]{0,62}\.){1,3}"
-    r"[a-z]{2,24}\b(?![.@])"
+    r"(?: is| at| has| here)?[:\s]{1,3}(?:https?://)?(?:www\.)?"
+    r"(?P<domain>(?:[a-z0-9][a-z0-9-]{0,62}\.){1,3}[a-z]{2,24})\b(?![.@])"
 )
 
 
@@ -680,12 +737,13 @@ def _find_links(
             tail = _URL_TAIL.match(normalised, match.end())
             end = _trim_trailing_punctuation(normalised, tail) if tail else match.end()
             surroundings = normalised[max(0, match.start() - 40) : end + 40]
-            if _SOMEONE_ELSES_SITE.search(surroundings) is None:
+            if _SOMEONE_ELSES_SITE.search(surroundings) is None and is_domain(match["domain"]):
                 yield "link", match.start(), end
     # From "my own web" before the site word to a domain of four labels after it.
     for low, high in windows(found.get("link.my_site", ()), length, before=15, after=300):
         for match in _MY_SITE.finditer(normalised, low, high):
-            yield "link", match.start(), match.end()
+            if is_domain(match["domain"]):
+                yield "link", match.start(), match.end()
 
 
 def _trim_trailing_punctuation(normalised: str, match: re.Match[str]) -> int:
@@ -715,7 +773,7 @@ _MESSENGER_PATTERNS: Final[tuple[tuple[tuple[str, ...], re.Pattern[str]], ...]] 
     # "add me on whatsapp", "ping me on skype", "connect with me on linkedin"
     (
         ("me", "us", "you", " u"),
-        re.compile(
+        compile_guarded(
             rf"\b(?:add|message|msg|messege|text|ping|contact|reach|call|dm|pm|inbox|write|hit"
             rf"|find|follow|catch|buzz|send|sent|connect|talk|chat|speak|join|meet|facetime)"
             rf" (?:with |to )?{_ME}\b(?: up)?[^.!?\n]{{0,30}}?\b(?P<platform>{_PLATFORM})\b"
@@ -723,12 +781,12 @@ _MESSENGER_PATTERNS: Final[tuple[tuple[tuple[str, ...], re.Pattern[str]], ...]] 
     ),
     (
         ("hmu",),
-        re.compile(rf"\bhmu\b[^.!?\n]{{0,20}}?\b(?P<platform>{_PLATFORM})\b"),
+        compile_guarded(rf"\bhmu\b[^.!?\n]{{0,20}}?\b(?P<platform>{_PLATFORM})\b"),
     ),
     # "let's switch to whatsapp", "we can chat on signal", "let's use skype"
     (
         ("let", "we", "prefer", "rather", "why not"),
-        re.compile(
+        compile_guarded(
             rf"{_SUGGESTION}[^.!?\n]{{0,25}}?\b(?:chat|talk|speak|continue|connect|communicate|discuss|meet|call|text|message|jump|hop|get|do"
             rf"|finish|sort|handle|wrap|video)\b[^.!?\n]{{0,20}}?\b(?:on|via|over|through|using|in)"
             rf" (?:a |an |the |my |your )?(?P<platform>{_PLATFORM})\b"
@@ -736,14 +794,14 @@ _MESSENGER_PATTERNS: Final[tuple[tuple[tuple[str, ...], re.Pattern[str]], ...]] 
     ),
     (
         ("let", "we", "prefer", "rather", "why not"),
-        re.compile(
+        compile_guarded(
             rf"{_SUGGESTION}[^.!?\n]{{0,25}}?\b(?:move|switch|go|use)\b(?: (?:over )?to)?"
             rf" (?:a |an |the |my |your )?(?P<platform>{_PLATFORM})\b"
         ),
     ),
     (
         ("prefer", "rather"),
-        re.compile(
+        compile_guarded(
             rf"\b(?:i'?d|i|we) (?:prefer|rather use|would prefer)\b(?: to use| using)?"
             rf" (?P<platform>{_PLATFORM})\b"
         ),
@@ -751,12 +809,12 @@ _MESSENGER_PATTERNS: Final[tuple[tuple[tuple[str, ...], re.Pattern[str]], ...]] 
     # "i'm on telegram as @x"
     (
         ("i'm", "im ", "i am", "we're", "we are"),
-        re.compile(rf"\b(?:i'?m|i am|we'?re|we are) (?:also )?on (?P<platform>{_PLATFORM})\b"),
+        compile_guarded(rf"\b(?:i'?m|i am|we'?re|we are) (?:also )?on (?P<platform>{_PLATFORM})\b"),
     ),
     # "whatsapp me", "telegram me" ("signal me" is plain English)
     (
         (" me", " us"),
-        re.compile(
+        compile_guarded(
             r"\b(?P<platform>what'?s ?app|whatsap+|watsap+|wh?atsapp|telegram|tele|skype|viber"
             r"|we ?chat|facetime|snap|kik|dm|pm|inbox) (?:me|us)\b"
         ),
@@ -764,35 +822,35 @@ _MESSENGER_PATTERNS: Final[tuple[tuple[tuple[str, ...], re.Pattern[str]], ...]] 
     # "my telegram is @bob_dev", "my skype id: bob.dev"
     (
         ("my ",),
-        re.compile(
+        compile_guarded(
             rf"\bmy (?P<platform>{_PLATFORM})(?: {_ID_WORD})?\s{{0,3}}(?:is\b|:|=|-)"
             rf"(?:\s{{0,3}}{_HANDLE})?"
         ),
     ),
     (
         ("my ",),
-        re.compile(
+        compile_guarded(
             rf"\bmy (?P<platform>{_PLATFORM})(?: {_ID_WORD})?\s{{0,3}}@[a-z0-9_][a-z0-9_.]{{1,31}}"
         ),
     ),
     # "tg: @bobdev", "Line ID: bob123", "WeChat, ID: bob_dev88"
     (
         (":", "=", "-"),
-        re.compile(
+        compile_guarded(
             rf"(?<![a-z0-9])(?P<platform>{_PLATFORM}),?(?: {_ID_WORD})?"
             rf"\s{{0,2}}[:=-]\s{{0,3}}{_HANDLE}"
         ),
     ),
     (
         ("@",),
-        re.compile(
+        compile_guarded(
             rf"(?<![a-z0-9])(?P<platform>{_PLATFORM})\b[^.!?\n@]{{0,15}}@[a-z0-9_][a-z0-9_.]{{1,31}}"
         ),
     ),
     # "do you have telegram?", "are you on whatsapp"
     (
         ("you", " u "),
-        re.compile(
+        compile_guarded(
             rf"\b(?:do|are|r|have|got)\s{_ME}\s(?:have |use |using |on |got )?(?:an? )?"
             rf"(?P<platform>{_PLATFORM})\b"
         ),
@@ -800,21 +858,21 @@ _MESSENGER_PATTERNS: Final[tuple[tuple[tuple[str, ...], re.Pattern[str]], ...]] 
     # "what's your whatsapp?", "send me your skype id"
     (
         ("your", "ur "),
-        re.compile(
+        compile_guarded(
             rf"\b(?:what'?s|what is|send me|give me|share|drop|tell me|need|get|have)"
             rf" (?:your|ur) (?P<platform>{_PLATFORM})\b"
         ),
     ),
     (
         ("your", "ur "),
-        re.compile(
+        compile_guarded(
             rf"\b(?:your|ur) (?P<platform>{_PLATFORM})(?: {_ID_WORD})?\s{{0,2}}(?=[?.!,]|$)"
         ),
     ),
     # "a quick zoom call", "a whatsapp video call"
     (
         ("call", "meeting", "chat", "session"),
-        re.compile(
+        compile_guarded(
             rf"\b(?:an?|quick|short) (?:quick |short )?(?P<platform>{_PLATFORM})"
             r" (?:call|meeting|chat|session|video ?call|voice ?call)\b"
         ),
@@ -822,14 +880,14 @@ _MESSENGER_PATTERNS: Final[tuple[tuple[tuple[str, ...], re.Pattern[str]], ...]] 
     # "viber works better for me"
     (
         ("better", "easier", "faster", "quicker", "simpler"),
-        re.compile(
+        compile_guarded(
             rf"\b(?P<platform>{_PLATFORM}) (?:is |works |would be )?(?:much |way )?(?:better|easier"
             r"|faster|quicker|simpler)\b"
         ),
     ),
     (
         ("join",),
-        re.compile(rf"\bjoin (?:my|our) (?P<platform>{_PLATFORM})\b"),
+        compile_guarded(rf"\bjoin (?:my|our) (?P<platform>{_PLATFORM})\b"),
     ),
 )
 # Every spelling _PLATFORM accepts contains one of these; the short names need word edges.
@@ -844,7 +902,7 @@ _PLATFORM_SHORT_WORDS: Final = ("wa", "tg", "ig", "fb", "imo", "kik", "dm", "pm"
 _PLATFORM_SHORT_WORDS_ALSO: Final = ("inbox",)
 
 
-_PLATFORM_NAME: Final = re.compile(rf"\b{_PLATFORM}\b")
+_PLATFORM_NAME: Final = compile_guarded(rf"\b{_PLATFORM}\b")
 
 
 _KEYWORDS["messenger.platform"] = Keywords(
@@ -878,17 +936,17 @@ def _find_messengers(
 # ---------------------------------------------------------------------------------------
 # Requests to move the conversation elsewhere
 
-_COMMUNICATE: Final = (
+_COMMUNICATE: Final = factor_alternation(
     r"(?:talk|chat|continue|communicate|speak|discuss|connect|contact|deal|work|pay|trade"
     r"|meet|move|switch|go|correspond|message|text|call|email|e-mail|proceed|transact|settle"
     r"|arrange|finish|do business|do this|do it|sort (?:it|this) out|reach|get)"
 )
-_ELSEWHERE_TARGET: Final = (
+_ELSEWHERE_TARGET: Final = factor_alternation(
     r"(?:platform|site|website|app|marketplace|chat|inbox|here|fiverr|upwork|freelancer"
     r"|peopleperhour|system)"
 )
 _PERSONAL: Final = r"(?:(?:personal|private|direct|real|own|work|business) )?"
-_CONTACT_NOUN: Final = (
+_CONTACT_NOUN: Final = factor_alternation(
     r"(?:phone(?: number)?|cell(?: number)?|mobile(?: number)?|number|e-?mail(?: address)?"
     r"|contact(?: (?:details|info|information|number))?|personal details|digits|whats ?app"
     r"|skype|telegram)"
@@ -908,7 +966,7 @@ def _anchored(
 ) -> _AnchoredPattern:
     name = f"off_platform.{len(_KEYWORDS)}"
     _KEYWORDS[name] = Keywords(anywhere=anchors)
-    return _AnchoredPattern(name, re.compile(pattern), before, after, needs)
+    return _AnchoredPattern(name, compile_guarded(pattern), before, after, needs)
 
 
 _OFF_PLATFORM_REQUESTS: Final = (

@@ -24,36 +24,38 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Final, Literal
 
-from moderation.keywords import Keywords, Span, windows
+from moderation.domains import is_domain
+from moderation.first_characters import compile_guarded, factor_alternation
+from moderation.keywords import Keywords, Span, trie_pattern, windows
 from moderation.normalise import CHARACTER_TABLE
 
 InvitationKind = Literal["messenger", "off_platform_request", "link", "meeting"]
 
-_MESSENGERS: Final = (
+_MESSENGERS: Final = factor_alternation(
     r"(?:what'?s ?app|whatsap+|watsap+|wh?atsapp|whats|wts?p|wsp|zap|zapzap|wa|telegram|tele"
     r"|tg|skype|signal|we ?chat|weixin|viber|discord|insta(?:gram)?|ig|snap(?:chat)?|line"
     r"|kakao(?: ?talk)?|ka ?talk|facebook|messenger|threema|imo|botim|вотсап|ватсап|телеграм"
     r"|телеге|вайбер|微信|微信号|カカオトーク|ライン|카톡|카카오톡|라인)"
 )
-_YOUR: Final = (
+_YOUR: Final = factor_alternation(
     r"(?:tu|tus|teu|tua|seu|sua|ton|ta|tes|votre|vos|deine|deinen|dein|ihre|il tuo|la tua"
     r"|tuo|apna|apni|apne|aapka|aapna|свой|свою|твой|твою|ваш|kamu|numarani|numaran)"
 )
-_CONTACT_NOUNS: Final = (
+_CONTACT_NOUNS: Final = factor_alternation(
     r"(?:número|numero|numéro|nummer|handynummer|telefonnummer|number|no|nomor|numara\w*"
     r"|teléfono|telefono|telefone|téléphone|celular|cel|móvil|movil|portable|handy|contato"
     r"|contacto|contact|contatto|kontakt|kontaktdaten|coordonnées|correo(?: personal)?"
     r"|e-?mail(?: perso(?:nal|nnel)?)?|mail(?: perso)?|whats|zap|whatsapp|insta|telegram"
     r"|номер|телефон|почту|контакт|hp|wa)"
 )
-_GIVE: Final = (
+_GIVE: Final = factor_alternation(
     r"(?:pásame|pasame|pasa|dame|da|mándame|mandame|envíame|enviame|manda|passa|me passa"
     r"|me manda|me dá|me da|me envia|donne|donne-moi|envoie|envoie-moi|file-moi|gib|gib mir"
     r"|schick|schick mir|sende|dammi|mandami|dai|bhejo|bhej|bhejein|bhej dein|do|de|dein"
     r"|dedo|de do|share karo|dijiye|дай|дайте|скинь|пришли|minta|bagi|verir misin|alabilir"
     r"|me das|me dás|tu me donnes|hast du|tienes|tem|você tem|vc tem|hai)"
 )
-_OUTSIDE: Final = (
+_OUTSIDE: Final = factor_alternation(
     r"(?:fuera de (?:la plataforma|aquí|aqui|acá|aca|la app|la página|la pagina|este sitio)"
     r"|por fuera|fora daqui|fora da plataforma|por fora|en dehors de (?:la plateforme|ce site|ici)"
     r"|ailleurs|hors plateforme|außerhalb der plattform|ausserhalb der plattform|woanders"
@@ -62,25 +64,34 @@ _OUTSIDE: Final = (
     r"|sin la plataforma|sem a plataforma|ohne (?:die )?plattform|sans la plateforme"
     r"|site ke bina|platform ke bina|senza la piattaforma)"
 )
-_NO_FEE: Final = (
+_NO_FEE: Final = factor_alternation(
     r"(?:sin (?:la )?comisión|sin comision|nos ahorramos la comisión|sem (?:a )?taxa"
     r"|sans (?:les )?frais|sans commission|évite(?:r|ons)? les frais|ohne (?:die )?gebühr"
     r"|spart gebühren|senza commissione|commission (?:mat do|bachega|bachegi)|commission mat"
     r"|fees kyun|без комиссии|tanpa biaya|komisyonsuz|without (?:the |any |paying the )?(?:fee|fees"
-    r"|commission|cut|platform)|no fees?|cheaper (?:for both|if we)|around the (?:site|platform)"
+    r"|commission|cut|platform)"
+    # "no fees" alone is often a fact ("no fees were mentioned"); an offer says on what terms.
+    r"|no (?:platform |service )?fees? (?:if|when|for (?:either|both|us|you|me)|this way|that way"
+    r"|outside|off)|cheaper (?:for both|if we)|around the (?:site|platform)"
     r"|off the books|skip the platform|without the middleman|cut (?:out )?the middle ?man"
     r"|taking (?:a |their )?(?:cut|\d+ ?%)|fee[- ]free|keep (?:this|it) between us)"
 )
-_DIRECT: Final = (
+_DIRECT: Final = factor_alternation(
     r"(?:directo|directamente|direto|diretamente|en direct|directement|direkt|direttamente"
     r"|direct (?:deal|payment|kaam)|sidha|seedha|напрямую|langsung|doğrudan)"
 )
-_TALK: Final = (
-    r"(?:hablemos|hablamos|hablar|seguimos|trabajemos|trabajamos|lo hacemos|conversar|falar"
-    r"|fechamos|fechar|fazer|on continue|continuer|parler|on passe|reden|weiterreden|machen"
-    r"|klären|abrechnen|parliamo|sentirci|lavorare|baat|kaam|deal|rabta|общаться|говорить"
-    r"|bicara|konuşalim|continue|talk|work|chat|pay|settle|deal|sort)"
-)
+# As a trie (moderation.keywords.trie_pattern): the rules try these words at every
+# position of their windows. The alternation this replaces listed "continuer" before
+# "continue", the longer word first as a trie takes it, so the trie matches exactly the same.
+_TALK_WORDS: Final = (
+    "hablemos", "hablamos", "hablar", "seguimos", "trabajemos", "trabajamos", "lo hacemos",
+    "conversar", "falar", "fechamos", "fechar", "fazer", "on continue", "continuer",
+    "parler", "on passe", "reden", "weiterreden", "machen", "klären", "abrechnen",
+    "parliamo", "sentirci", "lavorare", "baat", "kaam", "deal", "rabta", "общаться",
+    "говорить", "bicara", "konuşalim", "continue", "talk", "work", "chat", "pay", "settle",
+    "sort",
+)  # fmt: skip
+_TALK: Final = f"(?:{trie_pattern(_TALK_WORDS)})"
 
 # Meeting IDs are 9 to 13 digits in groups of three or four; a passcode may follow.
 _MEETING_ID: Final = r"\d{3,4}[ -]?\d{3,4}[ -]?\d{3,4}(?:[ -]?\d{3,4})?"
@@ -89,7 +100,10 @@ _PASSCODE: Final = (
     r"|contraseña|contrasena|kenncode|mot de passe|code secret|pin)\b[:\s]{0,3}[a-z0-9]{2,12})"
 )
 # A domain name as people type it: "marta-design.com", "https://www.x.co.uk".
-_DOMAIN: Final = r"(?<![a-z0-9.-])(?:https?://)?(?:www\.)?[a-z0-9-]{2,63}(?:\.[a-z]{2,24}){1,2}\b"
+# The host is checked against the public-suffix list (moderation.domains) after a match.
+_DOMAIN: Final = (
+    r"(?<![a-z0-9.-])(?:https?://)?(?:www\.)?(?P<domain>[a-z0-9-]{2,63}(?:\.[a-z]{2,24}){1,2})\b"
+)
 _MESSENGER_VERBS: Final = (
     "escríbeme", "escribeme", "agrégame", "agregame", "mándame", "mandame", "háblame",
     "hablame", "llámame", "me chama", "me adiciona", "me add", "fala comigo", "chama no",
@@ -117,6 +131,11 @@ class _Rule:
     keywords: Keywords
     before: int
     after: int
+
+    @property
+    def names_a_site(self) -> bool:
+        """Whether the rule's matches hold a host name, in the group "domain"."""
+        return "domain" in self.pattern.groupindex
 
 
 _RULES: Final[dict[str, _Rule]] = {
@@ -361,7 +380,7 @@ _RULES: Final[dict[str, _Rule]] = {
         re.compile(
             r"\b(?:book|reserve|hire me|contrátame|contratame|me contrata|reserva|agenda|termine?"
             r"|rendez-vous|rdv|buch)\b[^!?\n]{0,50}?(?<![a-z0-9.-])(?:https?://)?(?:www\.)"
-            r"[a-z0-9-]{2,63}(?:\.[a-z]{2,24}){1,2}\b"
+            r"(?P<domain>[a-z0-9-]{2,63}(?:\.[a-z]{2,24}){1,2})\b"
         ),
         Keywords(anywhere=("www.",)),
         before=75,
@@ -442,12 +461,12 @@ def _read(rule: _Rule) -> _Rule:
     keywords = Keywords(
         words(rule.keywords.anywhere), words(rule.keywords.word_starts), words(rule.keywords.words)
     )
-    pattern = re.compile(rule.pattern.pattern.translate(CHARACTER_TABLE))
+    pattern = compile_guarded(rule.pattern.pattern.translate(CHARACTER_TABLE))
     return _Rule(rule.kind, pattern, keywords, rule.before, rule.after)
 
 
 _RULES_READ: Final = {f"invitation.{name}": _read(rule) for name, rule in _RULES.items()}
-_REFUSAL_READ: Final = re.compile(_REFUSAL.pattern.translate(CHARACTER_TABLE))
+_REFUSAL_READ: Final = compile_guarded(_REFUSAL.pattern.translate(CHARACTER_TABLE))
 # The keywords of every rule, for the detector's one scan of the message.
 KEYWORDS: Final = {name: rule.keywords for name, rule in _RULES_READ.items()}
 
@@ -463,6 +482,8 @@ def find_invitations(
             continue
         for low, high in windows(spans, length, rule.before, rule.after):
             for match in rule.pattern.finditer(normalised, low, high):
+                if rule.names_a_site and not is_domain(match.group("domain")):
+                    continue  # "my portfolio is in config.yaml": not a public suffix
                 yield rule.kind, match.start(), match.end()
 
 

@@ -22,6 +22,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Final
 
+import ahocorasick
+
 Span = tuple[int, int]
 
 _Trie = dict[str, "_Trie"]
@@ -69,7 +71,12 @@ def _is_word_character(character: str) -> bool:
 
 
 class KeywordScan:
-    """Finds the keywords of named rules in one pass over a text."""
+    """Finds the keywords of named rules in one pass over a text.
+
+    The pass is an Aho-Corasick automaton (pyahocorasick): it reports every occurrence of
+    every keyword, overlapping ones included, in one C loop over the text, where a regular
+    expression would be searched again from each match.
+    """
 
     def __init__(self, rules: Mapping[str, Keywords]) -> None:
         # keyword -> the rules that want it anywhere, at a word start, as a whole word
@@ -85,46 +92,48 @@ class KeywordScan:
                 wanted[keyword][2].append(rule)
         if any(not keyword for keyword in wanted):
             raise ValueError("an empty keyword would match everywhere")
-        # At one position the scan reports the longest keyword; the shorter keywords that
-        # are its prefixes start there too.
-        self._prefixes: dict[str, tuple[_Prefix, ...]] = {
-            keyword: tuple(
-                _Prefix(len(prefix), *(tuple(rules) for rules in wanted[prefix]))
-                for prefix in sorted(wanted, key=len, reverse=True)
-                if keyword.startswith(prefix)
+        self._automaton = ahocorasick.Automaton()
+        for keyword, (anywhere, word_starts, words) in wanted.items():
+            self._automaton.add_word(
+                keyword, _Keyword(len(keyword), tuple(anywhere), tuple(word_starts), tuple(words))
             )
-            for keyword in wanted
-        }
-        self._pattern = re.compile(trie_pattern(wanted))
+        self._automaton.make_automaton()
         self.rules: Final = tuple(rules)
 
     def scan(self, text: str) -> dict[str, list[Span]]:
-        """For each rule with a keyword in ``text``, the keywords' spans, in order."""
-        found: dict[str, list[Span]] = {}
-        search = self._pattern.search
+        """For each rule with a keyword in ``text``, the keywords' spans, in order.
+
+        Where keywords of one rule start at the same place, the longest one stands for them.
+        """
+        hits: dict[str, list[tuple[int, int]]] = {}
         length = len(text)
-        position = 0
-        while (match := search(text, position)) is not None:
-            start = match.start()
-            at_start = start == 0 or not _is_word_character(text[start - 1])
-            for prefix in self._prefixes[match.group()]:
-                end = start + prefix.length
-                rules = prefix.anywhere
-                if at_start and (prefix.word_starts or prefix.words):
-                    rules += prefix.word_starts
-                    if end == length or not _is_word_character(text[end]):
-                        rules += prefix.words
-                for rule in rules:
-                    spans = found.setdefault(rule, [])
-                    if not spans or spans[-1][0] != start:
-                        spans.append((start, end))
-            # Keywords overlap ("whatsapp" holds "app"): the next one may start inside.
-            position = start + 1
+        keyword: _Keyword
+        for last, keyword in self._automaton.iter(text):
+            end = last + 1
+            start = end - keyword.length
+            rules = keyword.anywhere
+            if (keyword.word_starts or keyword.words) and (
+                start == 0 or not _is_word_character(text[start - 1])
+            ):
+                rules += keyword.word_starts
+                if end == length or not _is_word_character(text[end]):
+                    rules += keyword.words
+            for rule in rules:
+                # Negated ends sort the longest keyword at one start first.
+                hits.setdefault(rule, []).append((start, -end))
+        found: dict[str, list[Span]] = {}
+        for rule, spans in hits.items():
+            spans.sort()
+            kept: list[Span] = []
+            for start, negated_end in spans:
+                if not kept or kept[-1][0] != start:
+                    kept.append((start, -negated_end))
+            found[rule] = kept
         return found
 
 
 @dataclass(frozen=True, slots=True)
-class _Prefix:
+class _Keyword:
     length: int
     anywhere: tuple[str, ...]
     word_starts: tuple[str, ...]

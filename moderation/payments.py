@@ -16,13 +16,14 @@ from typing import Final
 
 from stdnum import iban
 
+from moderation.first_characters import compile_guarded
 from moderation.keywords import Keywords, Span, windows
 
 _IBAN_CANDIDATE: Final = re.compile(
     r"(?<![a-z0-9])[a-z]{2}[0-9]{2}(?: ?[a-z0-9]{4}){2,7}(?: ?[a-z0-9]{1,4})?(?![a-z0-9])"
 )
 _BASE58: Final = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
-_BASE58_ADDRESS: Final = re.compile(
+_BASE58_ADDRESS: Final = compile_guarded(
     r"(?<![A-Za-z0-9])[13T][1-9A-HJ-NP-Za-km-z]{25,34}(?![A-Za-z0-9])"
 )
 _BECH32_ADDRESS: Final = re.compile(r"(?<![a-z0-9])bc1[ac-hj-np-z02-9]{11,71}(?![a-z0-9])")
@@ -52,7 +53,7 @@ _SERVICE_TOPIC_BEFORE: Final = re.compile(
     r"\b(?:integrate|integrating|integration of|set ?up|setup|add|adding|implement|connect"
     r"|stripe and|stripe or|support for|accept payments (?:via|with))\b[^.!?\n]{0,25}$"
 )
-_SERVICE_REQUEST: Final = re.compile(
+_SERVICE_REQUEST: Final = compile_guarded(
     rf"\b{_PAY_WORDS}\b[^.!?\n]{{0,40}}?\b{_SERVICES}\b|\b{_SERVICES}\b[^.!?\n]{{0,40}}?\b{_PAY_WORDS}\b"
     rf"|\b{_SERVICES} ?(?:me|him|her)\b"
     r"|\b(?:pay ?pal|venmo|zelle|cash ?app|revolut|skrill|payoneer|paytm|upi|pix)"
@@ -60,8 +61,10 @@ _SERVICE_REQUEST: Final = re.compile(
     r"|\bpay ?pal (?:friends|f&f|ff)\b|\bfriends (?:and|&) family\b"
     r"|\b(?:chave|key) pix\b|\bpix\b[^.!?\n]{0,20}\b(?:cpf|cnpj|chave)\b"
 )
+_UPI_NAME_MAX: Final = 40
+_UPI_HANDLE_MAX: Final = 12
 _UPI_ID: Final = re.compile(
-    r"(?<![a-z0-9._-])[a-z0-9._-]{2,40}@(?:ok(?:axis|sbi|hdfcbank|icici)|ybl|ibl|axl|paytm|upi"
+    rf"(?<![a-z0-9._-])[a-z0-9._-]{{2,{_UPI_NAME_MAX}}}@(?:ok(?:axis|sbi|hdfcbank|icici)|ybl|ibl|axl|paytm|upi"
     r"|apl|yapl|ptyes|ptsbi|pthdfc|waicici|icici|sbi|hdfcbank|axisbank|kotak|barodampay)\b"
 )
 # The keywords of the detector's one scan of the message (see moderation.keywords).
@@ -77,6 +80,7 @@ KEYWORDS: Final = {
             "crypto", "usdt", "bitcoin", "btc", "friends",
         )
     ),
+    "payment.at_sign": Keywords(anywhere=("@",)),
     "payment.crypto": Keywords(
         words=(
             "btc", "bitcoin", "eth", "ether", "ethereum", "usdt", "usdc", "tether", "trc20",
@@ -109,10 +113,13 @@ def find_payments(
             continue
         if (match := _IBAN_CANDIDATE.match(normalised, start)) is not None:
             iban_end = match.end()
-            if iban.is_valid(match.group().replace(" ", "").upper()):
+            compact = match.group().replace(" ", "").upper()
+            if _passes_mod_97(compact) and iban.is_valid(compact):
                 yield match.start(), match.end(), False
-    if "@" in normalised:
-        for match in _UPI_ID.finditer(normalised):
+    # A UPI id is a name of at most 40 characters, "@" and a bank's handle.
+    at_signs = keywords_found.get("payment.at_sign", ())
+    for low, high in windows(at_signs, len(normalised), _UPI_NAME_MAX + 1, _UPI_HANDLE_MAX + 2):
+        for match in _UPI_ID.finditer(normalised, low, high):
             yield match.start(), match.end(), False
     services = keywords_found.get("payment.service", ())
     for low, high in windows(services, len(normalised), _SERVICE_BEFORE, _SERVICE_AFTER):
@@ -131,6 +138,13 @@ def find_payments(
     if "0x" in original:
         for match in _ETHEREUM_ADDRESS.finditer(original):
             yield match.start(), match.end(), True
+
+
+def _passes_mod_97(compact: str) -> bool:
+    """The ISO 7064 mod 97 check every IBAN passes, done before python-stdnum's full
+    validation, whose registry look-ups cost far more: most candidates fail here."""
+    rearranged = compact[4:] + compact[:4]
+    return int("".join(str(int(character, 36)) for character in rearranged)) % 97 == 1
 
 
 def _names_service_as_topic(normalised: str, match: re.Match[str]) -> bool:

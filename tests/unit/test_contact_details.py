@@ -13,7 +13,7 @@ from moderation.contact_details import (
     contains_contact_details,
     find_contact_details,
 )
-from moderation.normalise import FORMAT_CHARACTER
+from moderation.normalise import FORMAT_CHARACTER, _class_members, _has_format_character
 
 # --- the labelled corpus: a measurement -------------------------------------------------
 
@@ -147,6 +147,70 @@ def test_leaves_ordinary_project_talk_alone(text: str) -> None:
     assert _hits(text) == []
 
 
+# --- numbers that look like phone numbers, one test per rule ---------------------------
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Chrome/124.0.6367.91 Safari/537.36",  # a product token's version
+        "OPR/109.0.5097.45 only",
+        "Chrome 124.0.6367.91 on Windows",  # dotted groups with a one-digit group
+        "Windows 10.0.19045.4291",
+    ],
+)
+def test_versions_are_not_phone_numbers(text: str) -> None:
+    assert _hits(text) == []
+
+
+@pytest.mark.parametrize(
+    "text", ["text 415.882.0193 later", "call 06.12.34.56.78", "ring 1.800.555.0199"]
+)
+def test_phone_numbers_written_with_dots_still_count(text: str) -> None:
+    assert [kind for kind, _ in _hits(text)] == ["phone"]
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["2^31 - 1 = 2147483647", "3141592653 mod 97 = 2", "0xff = 4294967295", "x = 4158820193 * 2"],
+)
+def test_operands_of_a_calculation_are_not_phone_numbers(text: str) -> None:
+    assert _hits(text) == []
+
+
+def test_an_equals_sign_after_a_word_still_gives_a_phone_number() -> None:
+    assert [kind for kind, _ in _hits("phone=4158820193")] == ["phone"]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "my lucky numbers are 4 8 15 16 23 42",  # small numbers, a cue notwithstanding
+        "this week 05 11 23 31 44 49",  # six pairs
+        "questions 112, 87, 301, 45 were skipped",  # commas between short numbers
+    ],
+)
+def test_lists_of_small_numbers_are_not_phone_numbers(text: str) -> None:
+    assert _hits(text) == []
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "call 06 12 34 56 78 tonight",  # five pairs with the trunk zero
+        "my number: 0 7 4 0, 0 1 2, 3 4 5 6",  # digit by digit
+        "my cell is two one two, three three three, four four four four",
+    ],
+)
+def test_phone_numbers_read_out_in_pieces_still_count(text: str) -> None:
+    assert "phone" in [kind for kind, _ in _hits(text)]
+
+
+def test_no_fees_as_a_fact_is_not_an_invitation() -> None:
+    assert _hits("no fees were mentioned in the brief") == []
+    assert _hits("no fees if we do it outside") != []
+
+
 def test_hits_are_sorted_and_do_not_overlap() -> None:
     text = "Call me at 555-123-4567 or bob@gmail.com, or add me on whatsapp; wa.me/14155550132"
     hits = find_contact_details(text)
@@ -180,6 +244,18 @@ def test_format_character_list_matches_unicode_category_cf() -> None:
         and FORMAT_CHARACTER.fullmatch(chr(code_point)) is None
     ]
     assert missing == []
+
+
+def test_the_utf8_format_check_finds_exactly_the_format_characters() -> None:
+    listed = {
+        chr(code_point)
+        for code_point in range(sys.maxunicode + 1)
+        if FORMAT_CHARACTER.fullmatch(chr(code_point)) is not None
+    }
+    assert set(_class_members(FORMAT_CHARACTER.pattern)) == listed
+    for character in listed:
+        assert _has_format_character(f"caf\u00e9{character}x")
+    assert not _has_format_character("caf\u00e9 \u0645\u0631\u062d\u0628\u0627 \ud800")
 
 
 # --- arbitrary input ---------------------------------------------------------------------

@@ -9,7 +9,7 @@ import pytest
 
 from moderation.contact_details import ContactDetailsKind, find_contact_details
 from moderation.evaluation import evaluate_messages, evaluate_split, load
-from moderation.normalise import normalise
+from moderation.normalise import NormalisedText, normalise
 from moderation.phones import is_valid_phone_number
 from moderation.split_messages import EarlierMessage, find_split_contact_details
 
@@ -200,3 +200,11 @@ def test_moderation_imports_none_of_the_service_packages() -> None:
                 names = [node.module]
             for name in names:
                 assert name.split(".")[0] not in forbidden, f"{path.name} imports {name}"
+
+
+def test_spelled_within_counts_the_overlap_with_each_spelled_span() -> None:
+    mapping = NormalisedText("", None, ((2, 5), (8, 9), (12, 20)))
+    assert mapping.spelled_within(0, 30) == 3 + 1 + 8
+    assert mapping.spelled_within(4, 13) == 1 + 1 + 1
+    assert mapping.spelled_within(5, 8) == 0
+    assert mapping.spelled_within(19, 25) == 1

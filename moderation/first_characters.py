@@ -1,0 +1,228 @@
+"""Regular expressions that skip, in one character test, the places no match can start at.
+
+The detector's rules start with a word edge and an alternation of dozens of words
+(``\\b(?:talk|chat|continue|...)``). At each position of a window the regex engine tries
+every word of the alternation, and at most positions none of them starts with the
+character found there. A lookahead for the set of characters a match can start with,
+put in front of the pattern, rejects those positions in one test and changes no match:
+every match of the pattern starts with a character of that set.
+
+The set is read off the parsed pattern (the standard library's ``re._parser``, the parser
+``re.compile`` itself uses). Whatever the reading does not understand, or a pattern that
+can match the empty string, leaves the pattern unguarded: slower, never different.
+"""
+
+from __future__ import annotations
+
+import re
+
+# The parser of the re module: private, but what re.compile runs on every pattern, and
+# stable in shape since 3.11 (before that it was the public sre_parse). If a Python
+# release changes it, _first_characters raises and patterns stay unguarded.
+from re import _constants, _parser  # type: ignore[attr-defined]
+from typing import Any, Final
+
+# A character class wider than this (a negated class, \w, a wide range) is not a guard
+# worth having.
+_MAX_CHARACTERS: Final = 300
+
+
+class _Unknown(Exception):
+    """The pattern starts with something the guard does not read."""
+
+
+def compile_guarded(pattern: str, flags: int = 0) -> re.Pattern[str]:
+    """``re.compile(pattern)`` behind a lookahead for the characters its matches start with."""
+    if flags & re.IGNORECASE:
+        return re.compile(pattern, flags)
+    pattern = factor_alternations(pattern)
+    compiled = re.compile(pattern, flags)
+    try:
+        characters, can_be_empty = _first_characters(_parser.parse(pattern, flags))
+    except (_Unknown, AttributeError, TypeError, ValueError):
+        return compiled
+    if can_be_empty or not characters or len(characters) > _MAX_CHARACTERS:
+        return compiled
+    guard = "".join(_class_member(character) for character in sorted(characters))
+    return re.compile(f"(?=[{guard}])(?:{pattern})", flags)
+
+
+def first_characters(pattern: str) -> frozenset[str] | None:
+    """The characters a match of ``pattern`` can start with; None when not known."""
+    try:
+        characters, can_be_empty = _first_characters(_parser.parse(pattern, 0))
+    except _Unknown:
+        return None
+    return None if can_be_empty else frozenset(characters)
+
+
+def _class_member(character: str) -> str:
+    return "\\" + character if character in "\\]^-[" else character
+
+
+def _first_characters(items: Any) -> tuple[set[str], bool]:
+    """The first characters of a sequence of parsed items, and whether it can match empty."""
+    characters: set[str] = set()
+    for op, argument in items:
+        if op is _constants.LITERAL:
+            characters.add(chr(argument))
+            return characters, False
+        if op in (_constants.AT, _constants.ASSERT, _constants.ASSERT_NOT):
+            continue  # zero width: the next item consumes the first character
+        if op is _constants.IN:
+            characters |= _class_characters(argument)
+            return characters, False
+        if op is _constants.SUBPATTERN:
+            _group, add_flags, _del_flags, body = argument
+            if add_flags & _constants.SRE_FLAG_IGNORECASE:
+                raise _Unknown("case-insensitive group")
+            inner, can_be_empty = _first_characters(body)
+        elif op is _constants.ATOMIC_GROUP:
+            inner, can_be_empty = _first_characters(argument)
+        elif op is _constants.BRANCH:
+            inner, can_be_empty = set(), False
+            for alternative in argument[1]:
+                alternative_characters, alternative_empty = _first_characters(alternative)
+                inner |= alternative_characters
+                can_be_empty = can_be_empty or alternative_empty
+        elif op in (_constants.MAX_REPEAT, _constants.MIN_REPEAT, _constants.POSSESSIVE_REPEAT):
+            minimum, _maximum, body = argument
+            inner, can_be_empty = _first_characters(body)
+            can_be_empty = can_be_empty or minimum == 0
+        else:
+            raise _Unknown(str(op))
+        characters |= inner
+        if not can_be_empty:
+            return characters, False
+    return characters, True
+
+
+def _class_characters(members: Any) -> set[str]:
+    characters: set[str] = set()
+    for op, argument in members:
+        if op is _constants.LITERAL:
+            characters.add(chr(argument))
+        elif op is _constants.RANGE:
+            low, high = argument
+            if high - low > _MAX_CHARACTERS:
+                raise _Unknown("wide range")
+            characters.update(chr(code) for code in range(low, high + 1))
+        else:  # NEGATE, CATEGORY (\d, \w, \s): too wide or not a plain set
+            raise _Unknown(str(op))
+    return characters
+
+
+def factor_alternation(alternation: str) -> str:
+    """``(?:what'?s ?app|whatsap+|telegram+|tele|...)`` with its words grouped by their
+    first letter: ``(?:w(?:hat'?s ?app|hatsap+)|t(?:elegram+|ele)|...)``.
+
+    At a position where the alternation fails, the engine then tests one letter per
+    group instead of every word. Words with different first letters never match at the
+    same position, and within a group the words keep their order, so the factored
+    pattern prefers, and matches, exactly what the original did. An alternation whose
+    words do not all start with a plain letter or digit is returned as it is.
+    """
+    if not (alternation.startswith("(?:") and alternation.endswith(")")):
+        return alternation
+    words = _top_level_alternatives(alternation[3:-1])
+    if words is None or any(not _starts_plainly(word) for word in words):
+        return alternation
+    groups: dict[str, list[str]] = {}
+    for word in words:
+        groups.setdefault(word[0], []).append(word[1:])
+    # A letter with one word after it stays that word.
+    branches = [
+        first + (f"(?:{'|'.join(rests)})" if len(rests) > 1 else rests[0])
+        for first, rests in groups.items()
+    ]
+    return f"(?:{'|'.join(branches)})"
+
+
+def _starts_plainly(word: str) -> bool:
+    """A first character that is a literal letter or digit, not quantified on its own."""
+    return bool(word) and word[0].isalnum() and (len(word) == 1 or word[1] not in "?*+{")
+
+
+def _top_level_alternatives(body: str) -> list[str] | None:
+    """``body`` split at the "|" outside brackets and groups; None if unbalanced."""
+    words: list[str] = []
+    depth = 0
+    in_class = False
+    start = 0
+    index = 0
+    while index < len(body):
+        character = body[index]
+        if character == "\\":
+            index += 2
+            continue
+        if in_class:
+            in_class = character != "]"
+        elif character == "[":
+            in_class = True
+        elif character == "(":
+            depth += 1
+        elif character == ")":
+            depth -= 1
+            if depth < 0:
+                return None
+        elif character == "|" and depth == 0:
+            words.append(body[start:index])
+            start = index + 1
+        index += 1
+    if depth != 0 or in_class:
+        return None
+    words.append(body[start:])
+    return words
+
+
+def factor_alternations(pattern: str) -> str:
+    """Every ``(?:...)`` group of ``pattern``, innermost first, as :func:`factor_alternation`
+    makes it. Each group keeps its meaning, so the pattern does."""
+    factored, end = _factor_from(pattern, 0)
+    return factored if end == len(pattern) else pattern
+
+
+def _factor_from(pattern: str, index: int) -> tuple[str, int]:
+    """The pattern from ``index`` up to the ")" that closes the current group (or the end),
+    with its groups factored, and the index of that ")"."""
+    pieces: list[str] = []
+    start = index
+    in_class = False
+    while index < len(pattern):
+        character = pattern[index]
+        if character == "\\":
+            index += 2
+            continue
+        if in_class:
+            in_class = character != "]"
+        elif character == "[":
+            in_class = True
+        elif character == ")":
+            break
+        elif character == "(":
+            pieces.append(pattern[start:index])
+            opener = "(?:" if pattern.startswith("(?:", index) else None
+            head_end = index + 3 if opener else _group_head_end(pattern, index)
+            inner, close = _factor_from(pattern, head_end)
+            if close >= len(pattern):
+                return pattern, len(pattern)  # unbalanced: leave the pattern alone
+            group = pattern[index:head_end] + inner + ")"
+            pieces.append(factor_alternation(group) if opener else group)
+            index = close + 1
+            start = index
+            continue
+        index += 1
+    pieces.append(pattern[start:index])
+    return "".join(pieces), index
+
+
+def _group_head_end(pattern: str, index: int) -> int:
+    """Where a group's contents start: after "(", "(?P<name>", "(?=", "(?<!" and the like."""
+    if not pattern.startswith("(?", index):
+        return index + 1
+    if pattern.startswith("(?P<", index):
+        return pattern.index(">", index) + 1
+    for head in ("(?<=", "(?<!", "(?=", "(?!", "(?>"):
+        if pattern.startswith(head, index):
+            return index + len(head)
+    return index + 2
