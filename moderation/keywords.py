@@ -66,10 +66,6 @@ class Keywords:
     words: tuple[str, ...] = ()
 
 
-def _is_word_character(character: str) -> bool:
-    return character.isascii() and character.isalpha()
-
-
 class KeywordScan:
     """Finds the keywords of named rules in one pass over a text.
 
@@ -95,7 +91,14 @@ class KeywordScan:
         self._automaton = ahocorasick.Automaton()
         for keyword, (anywhere, word_starts, words) in wanted.items():
             self._automaton.add_word(
-                keyword, _Keyword(len(keyword), tuple(anywhere), tuple(word_starts), tuple(words))
+                keyword,
+                _Keyword(
+                    len(keyword),
+                    tuple(anywhere),
+                    tuple(anywhere + word_starts),
+                    tuple(anywhere + word_starts + words),
+                    bounded=bool(word_starts or words),
+                ),
             )
         self._automaton.make_automaton()
         self.rules: Final = tuple(rules)
@@ -105,48 +108,66 @@ class KeywordScan:
 
         Where keywords of one rule start at the same place, the longest one stands for them.
         """
+        # A digit-dense or chatty message has hundreds of keyword hits: the loop does no
+        # more per hit than pick the rules (tuples made in __init__) and append the span.
         hits: dict[str, list[tuple[int, int]]] = {}
         length = len(text)
         keyword: _Keyword
         for last, keyword in self._automaton.iter(text):
             end = last + 1
             start = end - keyword.length
-            rules = keyword.anywhere
-            if (keyword.word_starts or keyword.words) and (
-                start == 0 or not _is_word_character(text[start - 1])
-            ):
-                rules += keyword.word_starts
-                if end == length or not _is_word_character(text[end]):
-                    rules += keyword.words
+            if not keyword.bounded or (start and text[start - 1] in _ASCII_LETTERS):
+                rules = keyword.anywhere
+            elif end != length and text[end] in _ASCII_LETTERS:
+                rules = keyword.at_word_start
+            else:
+                rules = keyword.as_word
+            # Negated ends sort the longest keyword at one start first.
+            span = (start, -end)
             for rule in rules:
-                # Negated ends sort the longest keyword at one start first.
-                hits.setdefault(rule, []).append((start, -end))
+                if (spans := hits.get(rule)) is None:
+                    hits[rule] = [span]
+                else:
+                    spans.append(span)
         found: dict[str, list[Span]] = {}
         for rule, spans in hits.items():
             spans.sort()
             kept: list[Span] = []
+            previous = -1
             for start, negated_end in spans:
-                if not kept or kept[-1][0] != start:
+                if start != previous:
                     kept.append((start, -negated_end))
+                    previous = start
             found[rule] = kept
         return found
+
+
+_ASCII_LETTERS: Final = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
 
 
 @dataclass(frozen=True, slots=True)
 class _Keyword:
     length: int
+    # The rules a hit counts for: with an ASCII letter just before it, with none before
+    # but one just after, and with none on either side.
     anywhere: tuple[str, ...]
-    word_starts: tuple[str, ...]
-    words: tuple[str, ...]
+    at_word_start: tuple[str, ...]
+    as_word: tuple[str, ...]
+    # Whether any rule wants it at a word start or as a word: only then are edges read.
+    bounded: bool
 
 
 def windows(spans: Iterable[Span], length: int, before: int, after: int) -> list[Span]:
     """The spans widened by ``before`` and ``after`` characters, merged where they meet."""
     merged: list[Span] = []
+    # Comparisons rather than max() and min(): called for every rule on every message,
+    # over hundreds of spans on a long one.
     for start, end in spans:
-        low, high = max(0, start - before), min(length, end + after)
-        if merged and low <= merged[-1][1]:
-            merged[-1] = (merged[-1][0], max(merged[-1][1], high))
+        low = start - before if start > before else 0
+        high = end + after if end + after < length else length
+        if merged and low <= (last := merged[-1])[1]:
+            if high > last[1]:
+                merged[-1] = (last[0], high)
         else:
             merged.append((low, high))
     return merged
