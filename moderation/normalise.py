@@ -197,20 +197,15 @@ def _class_members(pattern: str) -> list[str]:
     return members
 
 
-# The same characters in UTF-8: a bytes pattern of a few hundred short alternatives scans
-# a 2,000-character message several times faster than a class with astral ranges does.
-# UTF-8 is self-synchronising, so an encoded character never matches inside another.
-_FORMAT_CHARACTER_UTF8: Final = re.compile(
-    b"|".join(
-        re.escape(character.encode("utf-8"))
-        for character in _class_members(FORMAT_CHARACTER.pattern)
-    )
-)
+# The same characters as a set: one C loop of hash look-ups, with no encoding and no
+# regex call, tests a short run of non-ASCII text (and a whole message) faster than a
+# class with astral ranges or a bytes pattern of its UTF-8 forms does. A lone surrogate
+# from a broken client is just another character here.
+_FORMAT_CHARACTERS: Final = frozenset(_class_members(FORMAT_CHARACTER.pattern))
 
 
 def _has_format_character(text: str) -> bool:
-    # "surrogatepass": a lone surrogate from a broken client must not raise here.
-    return _FORMAT_CHARACTER_UTF8.search(text.encode("utf-8", "surrogatepass")) is not None
+    return not _FORMAT_CHARACTERS.isdisjoint(text)
 
 
 def _fold(text: str) -> tuple[str, list[int] | None]:
