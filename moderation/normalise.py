@@ -405,13 +405,6 @@ _RUN_MIN_WORDS: Final = 2
 _RUN_MIN_DIGITS: Final = 5
 
 
-def _number_word_values(token: str) -> list[int] | None:
-    """The values of one token: "trente-quatre" is split on its hyphens beforehand."""
-    if (value := _NUMBER_WORDS.get(token)) is not None:
-        return [value]
-    return None
-
-
 def _spoken_digits(values: list[tuple[str, int]]) -> str:
     """Digits spoken as a sequence of numbers: [zéro, six, douze] -> "0612".
 
@@ -479,20 +472,20 @@ def _number_word_edits(folded: str, low: int, high: int) -> list[tuple[int, int,
                 edits.append((run[0][0], run[-1][1], digits))
         run.clear()
 
+    # A run is never empty after its first token, so previous_end is set where it is read.
     previous_end = -1
     for token in _NUMBER_TOKEN.finditer(folded, low, high):
         start, end = token.span()
-        gap = folded[previous_end:start] if previous_end >= 0 else ""
         word = token.group()
         pieces = _classify(word)
         if pieces is None:
-            if run and word in _CONNECTORS and _RUN_GAP.fullmatch(gap) is not None:
+            if run and word in _CONNECTORS and _is_run_gap(folded, previous_end, start):
                 run.append((start, end, "raw", 0))
             else:
                 close_run()
             previous_end = end
             continue
-        if run and _RUN_GAP.fullmatch(gap) is None:
+        if run and not _is_run_gap(folded, previous_end, start):
             close_run()
         for kind, value in pieces:
             run.append((start, end, kind, value))
@@ -501,15 +494,26 @@ def _number_word_edits(folded: str, low: int, high: int) -> list[tuple[int, int,
     return edits
 
 
+def _is_run_gap(folded: str, start: int, end: int) -> bool:
+    """Whether folded[start:end] may sit between two numbers of one run."""
+    # Nearly every gap is nothing or one space: those skip the regex call.
+    if end == start or (end == start + 1 and folded[start] == " "):
+        return True
+    return end - start <= 4 and _RUN_GAP.fullmatch(folded, start, end) is not None
+
+
+# What each number word and repeater reads as, looked up once per token; the lists are
+# shared, so their readers never change them. A repeater wins over a number word.
+_WORD_PIECES: Final[dict[str, list[tuple[str, int]]]] = {
+    **{word: [("word", value)] for word, value in _NUMBER_WORDS.items()},
+    **{word: [("repeat", times)] for word, times in _REPEATERS.items()},
+}
+
+
 def _classify(word: str) -> list[tuple[str, int]] | None:
     if word.isdigit():
         return [("digits", int(word) if len(word) < 19 else 0)] if word.isascii() else None
-    if word in _REPEATERS:
-        return [("repeat", _REPEATERS[word])]
-    values = _number_word_values(word)
-    if values is not None:
-        return [("word", value) for value in values]
-    return None
+    return _WORD_PIECES.get(word)
 
 
 def _rebuild(run: list[tuple[int, int, str, int]], folded: str) -> str:
