@@ -290,6 +290,10 @@ _PHONE_CUE: Final = compile_guarded(
     r"|رقم|رقمي|هاتفي|جوالي|شماره|شمارم|تلفن|नंबर|मोबाइल|फ़ोन|电话|手机|手机号|号码|번호|電話)\b"
 )
 _CURRENCY_BEFORE: Final = re.compile(r"(?:[$€£¥₹₽]|\b(?:usd|eur|gbp|rs\.?|inr|rub))\s?$")
+# A text _CURRENCY_BEFORE matches in ends, white space stripped, with one of these: a
+# str.endswith test spares the search, which tries every position of the 40 characters
+# before each digit run.
+_CURRENCY_ENDINGS: Final = (*"$€£¥₹₽", "usd", "eur", "gbp", "rs", "rs.", "inr", "rub")
 _QUANTITY_AFTER: Final = re.compile(
     r"\s?(?:%|[$€£¥₹₽]|(?:usd|eur|gbp|dollars?|euros?|rub|inr|words?|views?|rows?|px|pixels?"
     r"|users?|subscribers?|followers?|items?|records?|contacts?|pages?|ms|kb|mb|gb|hours?"
@@ -302,6 +306,8 @@ _DOTTED_GROUPS: Final = re.compile(r"\d+(?:\.\d+){2,}")
 # before, or a number or a bracket after. "phone=415..." has a word before its "=".
 _OPERATOR: Final = r"(?:==|!=|<=|>=|<<|>>|[=*\u00d7\u00f7^&|<>]|\bmod\b|\bxor\b|\bdiv\b)"
 _OPERATOR_BEFORE: Final = re.compile(rf"(?:[0-9)\]]|\b0x[0-9a-f]+)\s?(?:[-+/]\s?)?{_OPERATOR}\s?$")
+# The same for _OPERATOR_BEFORE: every operator ends with one of these.
+_OPERATOR_ENDINGS: Final = (*"=*\u00d7\u00f7^&|<>", "mod", "xor", "div")
 _OPERATOR_AFTER: Final = re.compile(rf"\s?{_OPERATOR}\s?[0-9(]")
 _THOUSANDS: Final = re.compile(r"\d{1,3}([ ,.])\d{3}(?:\1\d{3})*")
 _DATE_PREFIX: Final = re.compile(
@@ -387,7 +393,10 @@ def _is_phone_number(normalised: str, run: _DigitRun) -> bool:
         return False
     before = normalised[max(0, run.start - _PHONE_CONTEXT_CHARS) : run.start]
     after = normalised[run.end : run.end + 20]
-    if _CURRENCY_BEFORE.search(before) or _QUANTITY_AFTER.match(after):
+    currency_before = before.rstrip().endswith(_CURRENCY_ENDINGS) and _CURRENCY_BEFORE.search(
+        before
+    )
+    if currency_before or _QUANTITY_AFTER.match(after):
         return False
     written = normalised[run.start : run.end]
     if _IP_ADDRESS.fullmatch(written):
@@ -445,7 +454,10 @@ def _looks_like_version(normalised: str, run: _DigitRun, written: str) -> bool:
 
 def _is_calculation(before: str, after: str) -> bool:
     """An operand of arithmetic: "2^31 - 1 = 2147483647", "3141592653 mod 97"."""
-    return _OPERATOR_BEFORE.search(before) is not None or _OPERATOR_AFTER.match(after) is not None
+    operator_before = before.rstrip().endswith(_OPERATOR_ENDINGS) and (
+        _OPERATOR_BEFORE.search(before) is not None
+    )
+    return operator_before or _OPERATOR_AFTER.match(after) is not None
 
 
 def _is_small_number_list(run: _DigitRun, written: str) -> bool:
