@@ -14,6 +14,7 @@ from moderation.first_characters import (
     factor_alternation,
     factor_alternations,
     first_characters,
+    plain_pattern,
 )
 from moderation.normalise import normalise
 
@@ -76,16 +77,12 @@ def _detector_patterns() -> list[re.Pattern[str]]:
     return patterns
 
 
-_GUARD = re.compile(r"^\(\?=\[(?:[^\]\\]|\\.)*\]\)\(\?:")
-
-
 @pytest.mark.parametrize("guarded", _detector_patterns(), ids=lambda pattern: pattern.pattern[:40])
 def test_detector_patterns_match_the_same_with_and_without_the_guard(
     guarded: re.Pattern[str],
 ) -> None:
-    guard = _GUARD.match(guarded.pattern)
-    assert guard is not None, "the detector's window patterns are all guarded"
-    plain = re.compile(guarded.pattern[guard.end() : -1])
+    plain = plain_pattern(guarded)
+    assert plain is not guarded, "the detector's window patterns are all guarded"
     texts = [normalise(record["text"]).text for record in load(DATA / "dev.jsonl")]
     whole = " ".join(texts)
     for text in [*texts, whole]:
@@ -122,3 +119,44 @@ def test_every_group_of_a_pattern_is_factored_and_matches_the_same() -> None:
     assert [m.span() for m in re.finditer(factored, text)] == [
         m.span() for m in re.finditer(pattern, text)
     ]
+
+
+@pytest.mark.parametrize(
+    ("pattern", "shifted"),
+    [
+        (r"\bjoin (?:my|our)\b", r"j(?<!\wj)oin (?:my|our)\b"),
+        (r"\b(?:talk|chat)\b", r"(?:t(?<!\wt)alk|c(?<!\wc)hat)\b"),
+        (r"(?<![a-z0-9])(?P<app>wa|tg)\b", r"(?P<app>w(?<!(?:[a-z0-9])w)a|t(?<!(?:[a-z0-9])t)g)\b"),
+        (r"(?<![A-Z])[13T][0-9]{3}", r"[13T](?<!(?:[A-Z])[13T])[0-9]{3}"),
+    ],
+)
+def test_a_leading_edge_moves_past_the_first_character(pattern: str, shifted: str) -> None:
+    assert compile_guarded(pattern).pattern == shifted
+
+
+@pytest.mark.parametrize(
+    "pattern",
+    [
+        r"\bfoo|\bbar",  # a top-level alternation: the guard stays
+        r"\b(?:ab|[cd]e)",  # a class after "\b"
+        r"\b(?:ab)?c",  # a quantified group
+        r"\b(?:a|b|c|d|e|f|g|h)x",  # more first characters than the fast loop pays for
+    ],
+)
+def test_patterns_whose_edge_cannot_move_keep_the_guard(pattern: str) -> None:
+    assert compile_guarded(pattern).pattern.startswith("(?=[")
+
+
+@pytest.mark.parametrize(
+    "pattern",
+    [r"\bjoin (?:my|our)\b", r"\b(?:talk|chat)s?\b", r"(?<![a-z0-9])(?P<app>wa|tg)\b"],
+)
+def test_a_moved_edge_matches_the_same_everywhere(pattern: str) -> None:
+    shifted = compile_guarded(pattern)
+    plain = re.compile(pattern)
+    text = "join my team, xjoin our; talks chat_chat 9wa tg wa- atg join our"
+    for start in range(len(text)):
+        for end in range(start, len(text) + 1, 3):
+            assert [m.regs for m in shifted.finditer(text, start, end)] == [
+                m.regs for m in plain.finditer(text, start, end)
+            ]
