@@ -170,6 +170,23 @@ def _character_table() -> dict[int, str]:
 
 
 CHARACTER_TABLE: Final = _character_table()
+# str.translate reads the table (a dict) once per character of a non-ASCII text: 50 ns a
+# character, most of the time of normalising a 2,000-character message. The table maps
+# no ASCII character, so only the non-ASCII runs of a text need it, and a text with none
+# of its characters (a set look-up each, in C) needs no translation at all.
+_TRANSLATED: Final = frozenset(chr(code_point) for code_point in CHARACTER_TABLE)
+
+
+def _translate_lookalikes(text: str) -> str:
+    """``text.translate(CHARACTER_TABLE)``, in a fraction of the time."""
+    if _TRANSLATED.isdisjoint(text):
+        return text
+    return _NON_ASCII_RUN.sub(_translate_run, text)
+
+
+def _translate_run(run: re.Match[str]) -> str:
+    return run.group().translate(CHARACTER_TABLE)
+
 
 _NON_ASCII_RUN: Final = re.compile(r"[^\x00-\x7f]+")
 # Unicode category Cf (format characters: zero-width spaces and joiners, bidi controls,
@@ -214,7 +231,7 @@ def _fold(text: str) -> tuple[str, list[int] | None]:
     whole = unicodedata.normalize("NFKC", text).casefold()
     if len(whole) == len(text) and not _has_format_character(text):
         # The common case (Cyrillic prose, fullwidth digits): one character for one.
-        return whole.translate(CHARACTER_TABLE), None
+        return _translate_lookalikes(whole), None
     pieces: list[str] = []
     origin: list[int] = []
     cursor = 0
@@ -226,7 +243,7 @@ def _fold(text: str) -> tuple[str, list[int] | None]:
         run_text = run.group()
         folded_run = unicodedata.normalize("NFKC", run_text).casefold()
         if len(folded_run) == len(run_text) and not _has_format_character(run_text):
-            pieces.append(folded_run.translate(CHARACTER_TABLE))
+            pieces.append(_translate_lookalikes(folded_run))
             origin.extend(range(run_start, run_end))
         else:
             for index in range(run_start, run_end):

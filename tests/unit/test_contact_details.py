@@ -13,7 +13,13 @@ from moderation.contact_details import (
     contains_contact_details,
     find_contact_details,
 )
-from moderation.normalise import FORMAT_CHARACTER, _class_members, _has_format_character
+from moderation.normalise import (
+    CHARACTER_TABLE,
+    FORMAT_CHARACTER,
+    _class_members,
+    _has_format_character,
+    _translate_lookalikes,
+)
 
 # --- the labelled corpus: a measurement -------------------------------------------------
 
@@ -300,3 +306,10 @@ def test_adversarial_64_kb_input_finishes_quickly(unit: str) -> None:
     find_contact_details(text)
     elapsed = time.perf_counter() - started
     assert elapsed < 2.0, f"{unit!r} * 64 KB took {elapsed:.2f} s"
+
+
+def test_the_look_alike_table_maps_no_ascii_character() -> None:
+    # Normalising translates only the non-ASCII runs of a text (see _translate_lookalikes).
+    assert all(code_point > 0x7F for code_point in CHARACTER_TABLE)
+    text = "gm\u0430il \u0661\u0662 ok \u1d1b\u1d07\u029f\u1d07"
+    assert _translate_lookalikes(text) == text.translate(CHARACTER_TABLE)
