@@ -26,8 +26,8 @@ _BASE58: Final = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
 _BASE58_ADDRESS: Final = compile_guarded(
     r"(?<![A-Za-z0-9])[13T][1-9A-HJ-NP-Za-km-z]{25,34}(?![A-Za-z0-9])"
 )
-_BECH32_ADDRESS: Final = re.compile(r"(?<![a-z0-9])bc1[ac-hj-np-z02-9]{11,71}(?![a-z0-9])")
-_ETHEREUM_ADDRESS: Final = re.compile(r"(?<![A-Za-z0-9])0x[0-9a-fA-F]{40}(?![A-Za-z0-9])")
+_BECH32_ADDRESS: Final = compile_guarded(r"(?<![a-z0-9])bc1[ac-hj-np-z02-9]{11,71}(?![a-z0-9])")
+_ETHEREUM_ADDRESS: Final = compile_guarded(r"(?<![A-Za-z0-9])0x[0-9a-fA-F]{40}(?![A-Za-z0-9])")
 
 # Services people move a payment to. "wise" and "pix" are words too, so they need a
 # payment word near them (see _SERVICE_REQUEST).
@@ -53,6 +53,7 @@ _SERVICE_TOPIC_BEFORE: Final = re.compile(
     r"\b(?:integrate|integrating|integration of|set ?up|setup|add|adding|implement|connect"
     r"|stripe and|stripe or|support for|accept payments (?:via|with))\b[^.!?\n]{0,25}$"
 )
+_SERVICE_NAME: Final = re.compile(_SERVICES)
 _SERVICE_REQUEST: Final = compile_guarded(
     rf"\b{_PAY_WORDS}\b[^.!?\n]{{0,40}}?\b{_SERVICES}\b|\b{_SERVICES}\b[^.!?\n]{{0,40}}?\b{_PAY_WORDS}\b"
     rf"|\b{_SERVICES} ?(?:me|him|her)\b"
@@ -150,7 +151,7 @@ def _names_service_as_topic(normalised: str, match: re.Match[str]) -> bool:
     if _SERVICE_TOPIC_BEFORE.search(before + " ") is not None:
         return True
     window = normalised[match.start() : match.end() + 30]
-    service = re.search(_SERVICES, window)
+    service = _SERVICE_NAME.search(window)
     return service is not None and _SERVICE_AS_TOPIC.match(window, service.end()) is not None
 
 
@@ -185,8 +186,18 @@ def _bech32_valid(address: str) -> bool:
     checksum = 1
     for value in values:
         top = checksum >> 25
-        checksum = (checksum & 0x1FFFFFF) << 5 ^ value
-        for bit, generator in enumerate(_BECH32_GENERATOR):
-            if (top >> bit) & 1:
-                checksum ^= generator
+        checksum = ((checksum & 0x1FFFFFF) << 5 ^ value) ^ _BECH32_TOP_XOR[top]
     return checksum in (1, 0x2BC830A3)
+
+
+def _generators_for(top: int) -> int:
+    """The generators BIP 173 XORs in for the five bits shifted out of the checksum."""
+    mixed = 0
+    for bit, generator in enumerate(_BECH32_GENERATOR):
+        if (top >> bit) & 1:
+            mixed ^= generator
+    return mixed
+
+
+# One look-up per character instead of a loop over the five generators.
+_BECH32_TOP_XOR: Final = tuple(_generators_for(top) for top in range(32))
