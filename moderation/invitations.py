@@ -99,10 +99,12 @@ _PASSCODE: Final = (
     r"(?:[^.!?\n]{0,20}?\b(?:passcode|password|pass|pwd|pw|code|código|codigo|senha"
     r"|contraseña|contrasena|kenncode|mot de passe|code secret|pin)\b[:\s]{0,3}[a-z0-9]{2,12})"
 )
-# A domain name as people type it: "marta-design.com", "https://www.x.co.uk".
+# A domain name as people type it: "marta-design.com", "https://www.x.co.uk". The first
+# label is possessive: a dot must follow it, and giving back its characters only fails
+# again once per character.
 # The host is checked against the public-suffix list (moderation.domains) after a match.
 _DOMAIN: Final = (
-    r"(?<![a-z0-9.-])(?:https?://)?(?:www\.)?(?P<domain>[a-z0-9-]{2,63}(?:\.[a-z]{2,24}){1,2})\b"
+    r"(?<![a-z0-9.-])(?:https?://)?(?:www\.)?(?P<domain>[a-z0-9-]{2,63}+(?:\.[a-z]{2,24}){1,2})\b"
 )
 _MESSENGER_VERBS: Final = (
     "escríbeme", "escribeme", "agrégame", "agregame", "mándame", "mandame", "háblame",
@@ -380,7 +382,7 @@ _RULES: Final[dict[str, _Rule]] = {
         re.compile(
             r"\b(?:book|reserve|hire me|contrátame|contratame|me contrata|reserva|agenda|termine?"
             r"|rendez-vous|rdv|buch)\b[^!?\n]{0,50}?(?<![a-z0-9.-])(?:https?://)?(?:www\.)"
-            r"(?P<domain>[a-z0-9-]{2,63}(?:\.[a-z]{2,24}){1,2})\b"
+            r"(?P<domain>[a-z0-9-]{2,63}+(?:\.[a-z]{2,24}){1,2})\b"
         ),
         Keywords(anywhere=("www.",)),
         before=75,
