@@ -104,8 +104,19 @@ def _engine_skips_ahead(pattern: str, flags: int) -> bool:
 
 
 def _shift_leading_assertion(pattern: str) -> str | None:
-    r"""``pattern`` with its leading "\b" or lookbehind moved after the first character;
-    None if it does not start with one, or its first character is not plain enough."""
+    r"""``pattern`` with the leading "\b" or lookbehind of each of its alternatives moved
+    after the first character; None if one does not start with one, or its first
+    character is not plain enough."""
+    alternatives = _top_level_alternatives(pattern)
+    if alternatives is None:
+        return None
+    moved = [_shift_alternative(alternative) for alternative in alternatives]
+    if any(alternative is None for alternative in moved):
+        return None
+    return "|".join(filter(None, moved))
+
+
+def _shift_alternative(pattern: str) -> str | None:
     if pattern.startswith("\\b"):
         rest = pattern[2:]
 

@@ -128,6 +128,7 @@ def test_every_group_of_a_pattern_is_factored_and_matches_the_same() -> None:
         (r"\b(?:talk|chat)\b", r"(?:t(?<!\wt)alk|c(?<!\wc)hat)\b"),
         (r"(?<![a-z0-9])(?P<app>wa|tg)\b", r"(?P<app>w(?<!(?:[a-z0-9])w)a|t(?<!(?:[a-z0-9])t)g)\b"),
         (r"(?<![A-Z])[13T][0-9]{3}", r"[13T](?<!(?:[A-Z])[13T])[0-9]{3}"),
+        (r"\bfoo|(?<!x)bar", r"f(?<!\wf)oo|b(?<!(?:x)b)ar"),  # each alternative
     ],
 )
 def test_a_leading_edge_moves_past_the_first_character(pattern: str, shifted: str) -> None:
@@ -137,7 +138,7 @@ def test_a_leading_edge_moves_past_the_first_character(pattern: str, shifted: st
 @pytest.mark.parametrize(
     "pattern",
     [
-        r"\bfoo|\bbar",  # a top-level alternation: the guard stays
+        r"\b(?:ab|cd)|\bef",  # an alternative that starts with a group: no fast loop
         r"\b(?:ab|[cd]e)",  # a class after "\b"
         r"\b(?:ab)?c",  # a quantified group
         r"\b(?:a|b|c|d|e|f|g|h)x",  # more first characters than the fast loop pays for
@@ -149,7 +150,12 @@ def test_patterns_whose_edge_cannot_move_keep_the_guard(pattern: str) -> None:
 
 @pytest.mark.parametrize(
     "pattern",
-    [r"\bjoin (?:my|our)\b", r"\b(?:talk|chat)s?\b", r"(?<![a-z0-9])(?P<app>wa|tg)\b"],
+    [
+        r"\bjoin (?:my|our)\b",
+        r"\b(?:talk|chat)s?\b",
+        r"(?<![a-z0-9])(?P<app>wa|tg)\b",
+        r"\bjoin\b|(?<![a-z])tg\b|\bjo",
+    ],
 )
 def test_a_moved_edge_matches_the_same_everywhere(pattern: str) -> None:
     shifted = compile_guarded(pattern)
