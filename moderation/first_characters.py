@@ -15,7 +15,7 @@ can match the empty string, leaves the pattern unguarded: slower, never differen
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 # The parser and compiler of the re module: private, but what re.compile runs on every
 # pattern, and stable in shape since 3.11 (before that the public sre_parse and
@@ -193,30 +193,48 @@ def _class_end(pattern: str) -> int | None:
     return None
 
 
-def _group_end(pattern: str, index: int) -> int | None:
-    """The index of the ")" that closes the group opening at ``index``."""
-    depth = 0
-    in_class = False
+class _Unbalanced(ValueError):
+    """A character class that never closes."""
+
+
+def _syntax(pattern: str, index: int = 0) -> Iterator[tuple[int, str]]:
+    """The characters of ``pattern`` from ``index`` on that are regex syntax: neither
+    escaped nor inside a character class (a class, brackets included, yields nothing).
+    Raises ``_Unbalanced`` for a class that never closes."""
     while index < len(pattern):
         character = pattern[index]
         if character == "\\":
             index += 2
             continue
-        if in_class:
-            in_class = character != "]"
-        elif character == "[":
-            in_class = True
-            if pattern[index + 1 : index + 2] == "^":
+        if character == "[":
+            index += 1
+            if pattern[index : index + 1] == "^":
                 index += 1
-            if pattern[index + 1 : index + 2] == "]":
-                index += 1
-        elif character == "(":
-            depth += 1
-        elif character == ")":
-            depth -= 1
-            if depth == 0:
-                return index
+            if pattern[index : index + 1] == "]":
+                index += 1  # a "]" first in a class is a member
+            while index < len(pattern) and pattern[index] != "]":
+                index += 2 if pattern[index] == "\\" else 1
+            if index >= len(pattern):
+                raise _Unbalanced(pattern)
+            index += 1
+            continue
+        yield index, character
         index += 1
+
+
+def _group_end(pattern: str, index: int) -> int | None:
+    """The index of the ")" that closes the group opening at ``index``."""
+    depth = 0
+    try:
+        for position, character in _syntax(pattern, index):
+            if character == "(":
+                depth += 1
+            elif character == ")":
+                depth -= 1
+                if depth == 0:
+                    return position
+    except _Unbalanced:
+        return None
     return None
 
 
@@ -320,29 +338,21 @@ def _top_level_alternatives(body: str) -> list[str] | None:
     """``body`` split at the "|" outside brackets and groups; None if unbalanced."""
     words: list[str] = []
     depth = 0
-    in_class = False
     start = 0
-    index = 0
-    while index < len(body):
-        character = body[index]
-        if character == "\\":
-            index += 2
-            continue
-        if in_class:
-            in_class = character != "]"
-        elif character == "[":
-            in_class = True
-        elif character == "(":
-            depth += 1
-        elif character == ")":
-            depth -= 1
-            if depth < 0:
-                return None
-        elif character == "|" and depth == 0:
-            words.append(body[start:index])
-            start = index + 1
-        index += 1
-    if depth != 0 or in_class:
+    try:
+        for index, character in _syntax(body):
+            if character == "(":
+                depth += 1
+            elif character == ")":
+                depth -= 1
+                if depth < 0:
+                    return None
+            elif character == "|" and depth == 0:
+                words.append(body[start:index])
+                start = index + 1
+    except _Unbalanced:
+        return None
+    if depth != 0:
         return None
     words.append(body[start:])
     return words
@@ -351,42 +361,37 @@ def _top_level_alternatives(body: str) -> list[str] | None:
 def factor_alternations(pattern: str) -> str:
     """Every ``(?:...)`` group of ``pattern``, innermost first, as :func:`factor_alternation`
     makes it. Each group keeps its meaning, so the pattern does."""
-    factored, end = _factor_from(pattern, 0)
-    return factored if end == len(pattern) else pattern
+    factored = _factor_groups(pattern)
+    return pattern if factored is None else factored
 
 
-def _factor_from(pattern: str, index: int) -> tuple[str, int]:
-    """The pattern from ``index`` up to the ")" that closes the current group (or the end),
-    with its groups factored, and the index of that ")"."""
+def _factor_groups(pattern: str) -> str | None:
+    """``pattern`` with its groups factored, innermost first; None if unbalanced."""
     pieces: list[str] = []
-    start = index
-    in_class = False
-    while index < len(pattern):
-        character = pattern[index]
-        if character == "\\":
-            index += 2
-            continue
-        if in_class:
-            in_class = character != "]"
-        elif character == "[":
-            in_class = True
-        elif character == ")":
-            break
-        elif character == "(":
-            pieces.append(pattern[start:index])
-            opener = "(?:" if pattern.startswith("(?:", index) else None
-            head_end = index + 3 if opener else _group_head_end(pattern, index)
-            inner, close = _factor_from(pattern, head_end)
-            if close >= len(pattern):
-                return pattern, len(pattern)  # unbalanced: leave the pattern alone
+    start = 0
+    try:
+        for index, character in _syntax(pattern):
+            if index < start:
+                continue  # inside a group already factored
+            if character == ")":
+                return None
+            if character != "(":
+                continue
+            close = _group_end(pattern, index)
+            if close is None:
+                return None
+            plain = pattern.startswith("(?:", index)
+            head_end = index + 3 if plain else _group_head_end(pattern, index)
+            inner = _factor_groups(pattern[head_end:close])
+            if inner is None:
+                return None
             group = pattern[index:head_end] + inner + ")"
-            pieces.append(factor_alternation(group) if opener else group)
-            index = close + 1
-            start = index
-            continue
-        index += 1
-    pieces.append(pattern[start:index])
-    return "".join(pieces), index
+            pieces += [pattern[start:index], factor_alternation(group) if plain else group]
+            start = close + 1
+    except _Unbalanced:
+        return None
+    pieces.append(pattern[start:])
+    return "".join(pieces)
 
 
 def _group_head_end(pattern: str, index: int) -> int:
