@@ -43,6 +43,13 @@ Why each patch exists, and when it can go:
   the holes it waits on again (aiortc NACKs only when a new packet goes missing),
   through the receiver's private ``_send_rtcp_nack``. Can go when aiortc's buffer bounds its
   wait and its NACK generator retries.
+* ``observe_receiver_reports`` (per video sender): an instance attribute shadows the
+  sender's ``_handle_rtcp_packet`` to hear every receiver report block about its stream,
+  with the round-trip time by RFC 3550 section 6.4.1. aiortc computes a round trip only
+  when a report refers to its latest sender report, so once the round trip outgrows
+  the sender-report interval (a queue of a second on a weak link) it never updates.
+  Can go when aiortc exposes receiver reports and computes the round trip as the RFC
+  does.
 * ``send_picture_loss_indication``: calls the receiver's private ``_send_rtcp_pli``;
   there is no public way to ask a remote sender for a keyframe.
 * Global, installed by ``install_global_patches`` (idempotent):
@@ -121,10 +128,12 @@ import aioice.mdns
 import aioice.turn
 import aiortc
 from aioice.candidate import Candidate, candidate_foundation, candidate_priority
+from aiortc.clock import current_ntp_time
 from aiortc.codecs.h264 import H264Encoder
 from aiortc.codecs.vpx import Vp8Encoder
 from aiortc.jitterbuffer import JitterBuffer
 from aiortc.mediastreams import convert_timebase
+from aiortc.rtp import RtcpReceiverInfo, RtcpRrPacket, RtcpSrPacket
 from packaging.specifiers import SpecifierSet
 from packaging.version import InvalidVersion, Version
 
@@ -820,6 +829,43 @@ def make_sender_passthrough(
     )
     # An instance attribute shadows the method that _handle_rtcp_packet calls.
     sender._send_keyframe = on_keyframe_request
+
+
+OnReceiverReport = Callable[[int, int, float | None], None]
+"""Packets lost so far (cumulative), the extended highest sequence number received, and
+the round-trip time in seconds (None: not known)."""
+
+# A round trip longer than this is a report that crossed a clock change, not a network.
+MAX_ROUND_TRIP_S: Final = 60.0
+
+
+def round_trip_time(report: RtcpReceiverInfo, ntp_now: int) -> float | None:
+    """RFC 3550 6.4.1: arrival time - LSR - DLSR, in NTP's middle 32 bits (1/65536 s);
+    None when the report refers to no sender report yet."""
+    if not report.lsr:
+        return None
+    arrival = (ntp_now >> 16) & 0xFFFFFFFF
+    seconds = ((arrival - report.lsr - report.dlsr) & 0xFFFFFFFF) / 65536
+    return seconds if seconds <= MAX_ROUND_TRIP_S else None
+
+
+def observe_receiver_reports(sender: Any, on_report: OnReceiverReport) -> None:
+    """Call ``on_report`` (on the loop) for every RTCP receiver report block the remote
+    peer sends about ``sender``'s stream, before aiortc handles the packet."""
+    handle = getattr(sender, "_handle_rtcp_packet", None)
+    if not callable(handle) or not hasattr(sender, "_ssrc"):
+        raise RuntimeError("RTCRtpSender internals changed: re-check signaling/aiortc_patches.py")
+
+    async def observed(packet: Any) -> None:
+        if isinstance(packet, RtcpRrPacket | RtcpSrPacket):
+            for report in packet.reports:
+                if report.ssrc == sender._ssrc:
+                    rtt = round_trip_time(report, current_ntp_time())
+                    on_report(report.packets_lost, report.highest_sequence, rtt)
+        await handle(packet)
+
+    # An instance attribute shadows the method the DTLS transport calls.
+    sender._handle_rtcp_packet = observed
 
 
 async def send_picture_loss_indication(receiver: Any, media_ssrc: int) -> None:

@@ -17,8 +17,14 @@ video is forwarded, and what the *sending* browser is told it may send:
   loss report above ``LOSS_DECREASE_ABOVE`` it is multiplied by ``1 - loss / 2``, and
   held under ``LOSS_THROUGHPUT_SHARE`` of what got through (the video bitrate the
   bridge sent it, less the loss) so that it lands under the path in one step instead of
-  converging on it from above; below ``LOSS_INCREASE_BELOW`` it grows
-  ``LOSS_INCREASE`` a report until it no longer binds.
+  converging on it from above, at most once per ``LOSS_DECREASE_INTERVAL_S``; below
+  ``LOSS_INCREASE_BELOW`` it grows ``LOSS_INCREASE`` a report until it no longer binds.
+  A path that queues instead of dropping (TCP to a TURN server, a deep router buffer)
+  loses nothing and still leaves the estimate high, while the delay grows by seconds:
+  a report whose round trip exceeds the lowest of the last ``BASE_ROUND_TRIP_WINDOW_S``
+  by more than ``QUEUE_DELAY_LIMIT_S`` cuts the cap the same way, to
+  ``QUEUE_DELAY_CUT`` of what was sent, unless the queue is draining (the round trip
+  fell since the last report); the cap does not grow while a queue stands.
 * ``paused``: for ``video_pause_after_s`` the estimate stayed below
   ``video_pause_below_bps`` *and* the receiver kept losing ``video_pause_loss`` or more
   of the packets: even video squeezed to the estimate does not get through. (A low
@@ -46,6 +52,7 @@ there: the ceiling is advertised in the answer (``b=AS``/``b=TIAS``) and in ever
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Final, Literal
@@ -68,6 +75,17 @@ LOSS_DECREASE_ABOVE: Final = 0.10
 LOSS_INCREASE_BELOW: Final = 0.02
 LOSS_INCREASE: Final = 1.08
 LOSS_THROUGHPUT_SHARE: Final = 0.9
+# Cut at most this often: the next report or two still describe the loss from before the
+# sender's encoder followed the last cut (libwebrtc waits 300 ms plus a round trip; our
+# reports come about once a second).
+LOSS_DECREASE_INTERVAL_S: Final = 2.0
+# A standing queue this much longer than the path's own round trip: the sender is above
+# what the path carries, whatever the loss says. Audio in the queue is that late too.
+QUEUE_DELAY_LIMIT_S: Final = 0.25
+QUEUE_DELAY_CUT: Final = 0.7
+# A round trip this much shorter than the last one: the queue drains, no need to cut more.
+QUEUE_DRAINING_S: Final = 0.02
+BASE_ROUND_TRIP_WINDOW_S: Final = 60.0
 # Chromium's own floor for a video stream.
 LOSS_BASED_FLOOR_BPS: Final = 30_000
 
@@ -161,6 +179,9 @@ class DownlinkVideoGate:
         self.loss: float | None = None
         """The share of video packets the receiver last reported lost."""
         self.loss_based: float | None = None
+        self._loss_cut_at: float | None = None
+        self._round_trips: deque[tuple[float, float]] = deque()
+        self._last_round_trip: float | None = None
         """The loss-based estimate (bits per second) while loss binds; None: it does not."""
         self._loss_at = 0.0
         self._struggling_since: float | None = None
@@ -201,14 +222,22 @@ class DownlinkVideoGate:
         return self._judge_flowing(now)
 
     def on_loss(
-        self, fraction: float, now: float, sent_bps: float | None = None
+        self,
+        fraction: float,
+        now: float,
+        sent_bps: float | None = None,
+        round_trip_s: float | None = None,
     ) -> GateChange | None:
         """The receiver reported losing ``fraction`` of the video packets sent to it;
-        ``sent_bps``: the video bitrate the bridge sent it over about that time."""
+        ``sent_bps``: the video bitrate the bridge sent it over about that time;
+        ``round_trip_s``: the report's round trip (RFC 3550), when known."""
         self.loss = fraction
         self._loss_at = now
+        queued = self._queued(round_trip_s, now)
         if self.state is GateState.FLOWING and self._settings.receiver_driven:
-            self._update_loss_based(fraction, sent_bps)
+            self._update_loss_based(fraction, sent_bps, now, queued)
+        if round_trip_s is not None:
+            self._last_round_trip = round_trip_s
         if self.state is GateState.PROBING and self._settings.receiver_driven:
             if fraction >= self._settings.video_pause_loss:
                 self._failed_probes += 1
@@ -225,14 +254,43 @@ class DownlinkVideoGate:
             return None
         return self._judge_flowing(now)
 
-    def _update_loss_based(self, fraction: float, sent_bps: float | None) -> None:
-        if fraction > LOSS_DECREASE_ABOVE:
+    def _queued(self, round_trip_s: float | None, now: float) -> float | None:
+        """``round_trip_s`` if it says a queue stands on the path, else None (and
+        remember it for the path's own round trip)."""
+        if round_trip_s is None:
+            return None
+        trips = self._round_trips
+        while trips and now - trips[0][0] > BASE_ROUND_TRIP_WINDOW_S:
+            trips.popleft()
+        while trips and trips[-1][1] >= round_trip_s:
+            trips.pop()  # kept increasing: the first is the window's lowest
+        trips.append((now, round_trip_s))
+        return round_trip_s if round_trip_s - trips[0][1] > QUEUE_DELAY_LIMIT_S else None
+
+    def _update_loss_based(
+        self, fraction: float, sent_bps: float | None, now: float, queued: float | None
+    ) -> None:
+        """``queued``: the round trip of a report that says a queue stands, else None."""
+        draining = (
+            queued is not None
+            and self._last_round_trip is not None
+            and queued < self._last_round_trip - QUEUE_DRAINING_S
+        )
+        if fraction > LOSS_DECREASE_ABOVE or (queued is not None and not draining):
+            if self._loss_cut_at is not None and now - self._loss_cut_at < LOSS_DECREASE_INTERVAL_S:
+                return  # the sender has not followed the last cut yet
+            self._loss_cut_at = now
             current = self.loss_based if self.loss_based is not None else self._flowing_cap()
-            cut = current * (1 - fraction / 2)
-            if sent_bps:
-                cut = min(cut, sent_bps * (1 - fraction) * LOSS_THROUGHPUT_SHARE)
+            if fraction > LOSS_DECREASE_ABOVE:
+                cut = current * (1 - fraction / 2)
+                if sent_bps:
+                    cut = min(cut, sent_bps * (1 - fraction) * LOSS_THROUGHPUT_SHARE)
+            else:
+                cut = current * QUEUE_DELAY_CUT
+                if sent_bps:
+                    cut = min(cut, sent_bps * QUEUE_DELAY_CUT)
             self.loss_based = max(LOSS_BASED_FLOOR_BPS, cut)
-        elif fraction < LOSS_INCREASE_BELOW and self.loss_based is not None:
+        elif fraction < LOSS_INCREASE_BELOW and queued is None and self.loss_based is not None:
             self.loss_based *= LOSS_INCREASE
             unbound = self._settings.max_leg_bitrate_bps
             if self.estimate is not None:
@@ -284,6 +342,36 @@ class DownlinkVideoGate:
         self._paused_at = now
         self._struggling_since = None
         return GateChange(GateState.PAUSED, reason, notice)
+
+
+# Receiver reports are folded over at least this long: Chromium sends one with every NACK
+# and REMB (several a second on a lossy link), each saying what was lost since the last.
+REPORT_WINDOW_S: Final = 1.0
+
+
+class ReceiverReportWindow:
+    """Folds one receiver's RTCP reports about a stream into about one a second: the share
+    of packets lost over the window (from the cumulative counts, RFC 3550 6.4.1) and the
+    round trip of the report that closes it."""
+
+    def __init__(self) -> None:
+        self._start: tuple[float, int, int] | None = None  # (time, lost, highest sequence)
+
+    def add(
+        self, now: float, packets_lost: int, highest_sequence: int, round_trip_s: float | None
+    ) -> tuple[float, float | None] | None:
+        """The window's (loss, round trip) once it is ``REPORT_WINDOW_S`` long, else None."""
+        if self._start is None or highest_sequence < self._start[2]:
+            self._start = (now, packets_lost, highest_sequence)  # first, or a new stream
+            return None
+        started, lost_before, highest_before = self._start
+        if now - started < REPORT_WINDOW_S:
+            return None
+        self._start = (now, packets_lost, highest_sequence)
+        expected = highest_sequence - highest_before
+        if expected <= 0:
+            return 0.0, round_trip_s
+        return min(1.0, max(0.0, (packets_lost - lost_before) / expected)), round_trip_s
 
 
 class PoliceVerdict(StrEnum):

@@ -102,6 +102,7 @@ from signaling.media_bandwidth import (
     LegBitratePolice,
     Notice,
     PoliceVerdict,
+    ReceiverReportWindow,
     advertise_ceiling,
 )
 from signaling.media_codecs import (
@@ -251,6 +252,9 @@ class _Leg:
     rx_changed_at: float = 0.0
     video_bytes_sent: int = 0
     video_bytes_sent_at: float | None = None
+    # The video bitrate sent on this leg over the last liveness interval.
+    video_sent_bps: float | None = None
+    video_reports: ReceiverReportWindow = field(default_factory=ReceiverReportWindow)
     candidates_trickled: int = 0
     estimator: aiortc_patches.CappedBitrateEstimator | None = None
 
@@ -674,6 +678,9 @@ class CallMediaBridge:
                     leg.estimator = aiortc_patches.cap_receive_estimate(
                         transceiver.receiver, self._sender_cap_callback(participant_id)
                     )
+                    aiortc_patches.observe_receiver_reports(
+                        transceiver.sender, self._receiver_report_callback(participant_id, leg)
+                    )
                     aiortc_patches.bound_video_wait(
                         transceiver.receiver,
                         self._packet_gap_callback(leg),
@@ -820,6 +827,25 @@ class CallMediaBridge:
             self._apply_gate(participant, change)
 
         return on_estimate
+
+    def _receiver_report_callback(
+        self, receiver_id: str, leg: _Leg
+    ) -> aiortc_patches.OnReceiverReport:
+        """Each receiver report ``receiver_id``'s browser sends about the video on ``leg``,
+        folded into about one a second for the gate."""
+
+        def on_report(packets_lost: int, highest_sequence: int, round_trip_s: float | None) -> None:
+            participant = self._participants.get(receiver_id)
+            if participant is None or participant.leg is not leg or self._closing is not None:
+                return
+            now = time.monotonic()
+            folded = leg.video_reports.add(now, packets_lost, highest_sequence, round_trip_s)
+            if folded is not None:
+                loss, round_trip = folded
+                change = participant.gate.on_loss(loss, now, leg.video_sent_bps, round_trip)
+                self._apply_gate(participant, change)
+
+        return on_report
 
     def _apply_gate(self, receiver: _Participant, change: GateChange | None) -> None:
         if change is None:
@@ -988,11 +1014,7 @@ class CallMediaBridge:
                 if leg is None or leg.state not in ("connected", "disconnected"):
                     continue
                 report = await leg.pc.getStats()
-                sent_bps = _video_sent_bitrate(leg, report.values(), loop.time())
-                loss = _video_loss(report.values())
-                if loss is not None:
-                    change = participant.gate.on_loss(loss, time.monotonic(), sent_bps)
-                    self._apply_gate(participant, change)
+                leg.video_sent_bps = _video_sent_bitrate(leg, report.values(), loop.time())
                 received = sum(
                     int(getattr(s, "packetsReceived", 0))
                     for s in report.values()
@@ -1035,18 +1057,6 @@ def _video_sent_bitrate(leg: _Leg, stats: Iterable[Any], now: float) -> float | 
     if before_at is None or now <= before_at or sent < before:
         return None
     return (sent - before) * 8 / (now - before_at)
-
-
-def _video_loss(stats: Iterable[Any]) -> float | None:
-    """The share of video packets the remote receiver last said it lost (its RTCP
-    receiver report, which aiortc's sender keeps as ``remote-inbound-rtp``)."""
-    for entry in stats:
-        if getattr(entry, "type", None) == "remote-inbound-rtp" and entry.kind == "video":
-            fraction = getattr(entry, "fractionLost", None)
-            if isinstance(fraction, int | float):
-                # RFC 3550: an 8-bit fixed-point share of the packets since the last report.
-                return min(1.0, max(0.0, fraction / 256))
-    return None
 
 
 __all__ = [

@@ -34,6 +34,7 @@ from aiortc.rtcdtlstransport import RTCDtlsTransport
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from aiortc.rtcrtpreceiver import RTCRtpReceiver, decoder_worker
 from aiortc.rtcrtpsender import RTCRtpSender
+from aiortc.rtp import RtcpReceiverInfo, RtcpRrPacket
 from packaging.requirements import Requirement
 
 from signaling import aiortc_patches
@@ -178,6 +179,11 @@ UPSTREAM_LINES: list[tuple[Callable[..., Any], str, str]] = [
         decoder_worker,
         "task = input_q.get()",
         "the idle decoder thread blocks in the tap's get()",
+    ),
+    (
+        RTCDtlsTransport._handle_rtcp_data,
+        "await recipient._handle_rtcp_packet(packet)",
+        "observe_receiver_reports shadows the sender's _handle_rtcp_packet on the instance",
     ),
     (
         RTCRtpSender._handle_rtcp_packet,
@@ -892,5 +898,45 @@ async def test_video_receivers_get_the_bounded_wait_jitter_buffer() -> None:
         audio = pc.addTransceiver("audio").receiver
         with pytest.raises(RuntimeError, match="no video"):
             aiortc_patches.bound_video_wait(audio, lambda: None)
+    finally:
+        await pc.close()
+
+
+def test_round_trip_time_is_computed_as_rfc_3550_says() -> None:
+    # The report refers to a sender report sent 2.5 s before "now" (NTP middle 32 bits)
+    # and was held 0.5 s at the receiver: the round trip is 2 s, which aiortc's own
+    # estimate never sees once it outgrows the sender-report interval.
+    now = (1_000_000 << 32) + (1 << 31)  # NTP seconds 1,000,000.5
+    lsr = (((now >> 16) & 0xFFFFFFFF) - int(2.5 * 65536)) & 0xFFFFFFFF
+    report = RtcpReceiverInfo(
+        ssrc=1, fraction_lost=0, packets_lost=0, highest_sequence=0, jitter=0,
+        lsr=lsr, dlsr=int(0.5 * 65536),
+    )  # fmt: skip
+    assert aiortc_patches.round_trip_time(report, now) == pytest.approx(2.0)
+    no_sender_report = RtcpReceiverInfo(
+        ssrc=1, fraction_lost=0, packets_lost=0, highest_sequence=0, jitter=0, lsr=0, dlsr=0
+    )
+    assert aiortc_patches.round_trip_time(no_sender_report, now) is None
+
+
+async def test_receiver_reports_about_the_sender_reach_the_observer_and_aiortc() -> None:
+    pc = RTCPeerConnection()
+    try:
+        sender = pc.addTransceiver("video").sender
+        heard: list[tuple[int, int, float | None]] = []
+        aiortc_patches.observe_receiver_reports(sender, lambda *report: heard.append(report))
+        ours = RtcpReceiverInfo(
+            ssrc=sender._ssrc, fraction_lost=64, packets_lost=7, highest_sequence=1234,
+            jitter=0, lsr=0, dlsr=0,
+        )  # fmt: skip
+        other = RtcpReceiverInfo(
+            ssrc=sender._ssrc + 1, fraction_lost=0, packets_lost=0, highest_sequence=1,
+            jitter=0, lsr=0, dlsr=0,
+        )  # fmt: skip
+        await sender._handle_rtcp_packet(RtcpRrPacket(ssrc=99, reports=[ours, other]))
+        assert heard == [(7, 1234, None)]
+        # aiortc still handled it: its stats hold the report.
+        stats = [s for s in (await sender.getStats()).values() if s.type == "remote-inbound-rtp"]
+        assert [s.packetsLost for s in stats] == [7]
     finally:
         await pc.close()

@@ -11,6 +11,7 @@ from signaling.media_bandwidth import (
     GateState,
     LegBitratePolice,
     PoliceVerdict,
+    ReceiverReportWindow,
     advertise_ceiling,
 )
 
@@ -215,3 +216,47 @@ def test_loss_that_takes_the_cap_under_the_floor_pauses_video() -> None:
     gate.on_estimate(1_000_000, 0.0)
     changes = [gate.on_loss(0.9, float(t)) for t in range(12)]
     assert GateChange(GateState.PAUSED, "weak_connection", "video_paused") in changes
+
+
+def test_reports_from_before_the_sender_followed_a_cut_do_not_cut_again() -> None:
+    gate = DownlinkVideoGate(BandwidthSettings(max_leg_bitrate_bps=2_500_000))
+    gate.on_estimate(1_000_000, 0.0)
+    gate.on_loss(0.5, 0.0, sent_bps=1_000_000)
+    assert gate.sender_cap == 450_000  # 0.9 x what got through
+    gate.on_loss(0.5, 1.0, sent_bps=1_000_000)  # still the old rate: not a new cut
+    assert gate.sender_cap == 450_000
+    gate.on_loss(0.5, 2.0, sent_bps=450_000)  # loss at the new rate: cut again
+    assert gate.sender_cap == int(450_000 * 0.5 * 0.9)
+
+
+def test_receiver_reports_are_folded_into_about_one_a_second() -> None:
+    # Chromium sends a report with every NACK: several a second, each about a sliver.
+    window = ReceiverReportWindow()
+    assert window.add(0.0, 0, 1000, None) is None
+    assert window.add(0.3, 30, 1050, 0.05) is None
+    assert window.add(0.6, 30, 1080, 0.05) is None
+    # 1.0 s: 40 of the 200 packets since the window opened were lost.
+    assert window.add(1.0, 40, 1200, 0.06) == (0.2, 0.06)
+    assert window.add(2.1, 40, 1300, None) == (0.0, None)
+    # A new stream (sequence numbers start over) opens a new window.
+    assert window.add(2.5, 0, 10, None) is None
+
+
+def test_a_queue_that_keeps_growing_cuts_the_cap_though_nothing_is_lost() -> None:
+    # TCP to a TURN server queues instead of dropping: no loss, the round trip grows.
+    gate = DownlinkVideoGate(BandwidthSettings(max_leg_bitrate_bps=2_500_000))
+    gate.on_estimate(600_000, 0.0)
+    for t, rtt in enumerate((0.03, 0.04, 0.03)):
+        gate.on_loss(0.0, float(t), sent_bps=600_000, round_trip_s=rtt)
+    assert gate.sender_cap == 600_000
+    gate.on_loss(0.0, 3.0, sent_bps=600_000, round_trip_s=0.5)
+    assert gate.sender_cap == 420_000  # 0.7 x what was sent
+    # Draining (the round trip falls): no further cut, and no growth either.
+    gate.on_loss(0.0, 5.0, sent_bps=420_000, round_trip_s=0.4)
+    assert gate.sender_cap == 420_000
+    # Still growing after the sender followed: cut again.
+    gate.on_loss(0.0, 7.0, sent_bps=420_000, round_trip_s=0.6)
+    assert gate.sender_cap == 294_000
+    # The queue is gone: it grows back.
+    gate.on_loss(0.0, 8.0, sent_bps=294_000, round_trip_s=0.04)
+    assert gate.sender_cap == int(294_000 * 1.08)
