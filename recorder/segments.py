@@ -26,11 +26,13 @@ VideoCodecName = Literal["VP8", "H264"]
 # WebM survives kill -9 only in live mode (no size fields to patch at the end) with packets
 # flushed as they are written. The muxer holds a cluster in memory until it closes, so the
 # cluster length bounds what a crash loses; DESIGN.md section 5 measured 1000 ms clusters,
-# but a kill just before a cluster closes then loses a little over 1 s. 500 ms keeps the
-# worst case near half a second for a few bytes of cluster headers per second.
+# but a kill just before a cluster closes then loses a little over 1 s. 500 ms still lost
+# 1.1 s once in six fresh-clone suite runs on a loaded 2-core machine (the open cluster,
+# the interleaver's 250 ms and the writer thread's backlog add up); 250 ms clusters bound
+# the muxer's share to a quarter second, for a few more bytes of cluster headers a second.
 LIVE_WEBM_OPTIONS: Final = {
     "live": "1",
-    "cluster_time_limit": "500",
+    "cluster_time_limit": "250",
     "flush_packets": "1",
     # libavformat's interleaver holds packets until every stream has one queued (up to
     # 10 s by default); with the camera off only audio flows, so bound what it holds.

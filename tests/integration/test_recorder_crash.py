@@ -188,7 +188,7 @@ async def test_recovery_drops_a_torn_tail(tmp_path: Path, clips: Clips, codec: C
     assert probed.decode_errors == 0
     assert probed.packets == {"video": rec.video_frames, "audio": rec.audio_frames}
     end = rec.start_offset + rec.duration
-    # WebM keeps all but the open cluster (500 ms) and the torn block; fragmented MP4
+    # WebM keeps all but the open cluster (250 ms) and the torn block; fragmented MP4
     # loses the fragment in memory (~1 s) and the torn one.
     assert end >= 4.0 - (1.0 if codec == "VP8" else 2.2), end
     ffprobe(rec.path)
