@@ -37,11 +37,10 @@ import itertools
 from playwright.async_api import Page, async_playwright
 
 from tests.browser.calls import accept_from_banner, expect_media_flowing, start_call
-from tests.browser.support import CHROMIUM_FLAGS, People, start_service
+from tests.browser.support import CHROMIUM_FLAGS, RELAY_ONLY_FLAG, People, start_service
 from tests.support.tools import require_tool
 from tests.support.turn_server import running_turn_server
 
-RELAY_ONLY_FLAG = "--webrtc-ip-handling-policy=disable_non_proxied_udp"
 # The seller's bitrate "fits" once it stays at or below the limit less this share (RTP and
 # TURN framing, audio) for 3 s.
 FIT_SHARE = 0.85

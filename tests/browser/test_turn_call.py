@@ -33,13 +33,11 @@ from tests.browser.calls import (
     start_call,
 )
 from tests.browser.conftest import ServiceFactory
-from tests.browser.support import CHROMIUM_FLAGS, People, Service
+from tests.browser.support import CHROMIUM_FLAGS, RELAY_ONLY_FLAG, People, Service
 from tests.support.tools import require_tool
 from tests.support.turn_server import TurnServer, running_turn_server
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-
-RELAY_ONLY_FLAG = "--webrtc-ip-handling-policy=disable_non_proxied_udp"
 
 SELECTED_PATH = """async () => {
   const stats = await window.inboxcall.call.pc.getStats();
